@@ -1,0 +1,151 @@
+"""The task model: one KernelBench-format program plus its size presets.
+
+A task file defines ``class Model``, ``get_inputs()`` and ``get_init_inputs()`` and keeps its sizes in
+module-level integer constants. A preset is a mapping ``{constant: value}`` applied by rewriting those
+assignments in the source, so derived constants (``hidden = 4 * dim``) follow and the program the LLM
+reads is exactly the program that runs.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import types
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+#: The preset that means "the file as written" (benchmark scale for KernelBench files).
+FULL = "full"
+SMALL = "small"
+#: Name of the optional module-level dict in bundled files that declares presets.
+SIZES_NAME = "SIZES"
+
+
+class TaskError(ValueError):
+    """A task file is not a valid KernelBench program, or a size preset does not apply."""
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str  # "L{level}/{file stem}", e.g. "L1/19_ReLU"
+    level: int
+    name: str  # the file stem
+    source: str  # the file as found
+    sizes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    solution: str | None = None  # a reference answer (markdown reply defining ModelNew), if shipped
+    origin: str = ""  # where it was loaded from, for messages
+
+    @property
+    def hash(self) -> str:
+        """Content hash: caches key on this, so editing a file invalidates its cached references."""
+        return hashlib.sha256(self.source.encode()).hexdigest()[:16]
+
+    def has_size(self, size: str) -> bool:
+        return size == FULL or size in self.sizes
+
+    def constants(self) -> dict[str, int]:
+        """Module-level integer constants as written (the candidates for size presets)."""
+        return module_int_constants(self.source)
+
+    def program(self, size: str = FULL) -> str:
+        """The source at a preset, without the preset table: what the LLM sees and what runs."""
+        if not self.has_size(size):
+            raise TaskError(f"{self.id}: no size preset {size!r} (has: {sorted({FULL, *self.sizes})})")
+        overrides = {} if size == FULL else dict(self.sizes[size])
+        return rewrite_constants(self.source, overrides, drop=(SIZES_NAME,))
+
+    def materialise(self, size: str = FULL) -> types.ModuleType:
+        """Execute the program at ``size`` in a fresh module and check its three entry points."""
+        return exec_program(self.program(size), f"kernel_task_{self.name}", self.id)
+
+    def with_sizes(self, **presets: Mapping[str, int]) -> "Task":
+        return replace(self, sizes={**self.sizes, **presets})
+
+
+def exec_program(code: str, module_name: str, label: str) -> types.ModuleType:
+    module = types.ModuleType(module_name)
+    module.__file__ = f"<{label}>"
+    exec(compile(code, module.__file__, "exec"), module.__dict__)
+    missing = [n for n in ("Model", "get_inputs", "get_init_inputs") if not hasattr(module, n)]
+    if missing:
+        raise TaskError(f"{label}: the program does not define {', '.join(missing)}")
+    return module
+
+
+def _int_literal(node: ast.expr) -> int | None:
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    return None
+
+
+def _module_assignments(tree: ast.Module):
+    """Yield (name, assign node) for simple top-level ``NAME = value`` statements."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            yield node.targets[0].id, node
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            yield node.target.id, node
+
+
+def parse(source: str, label: str = "<task>") -> ast.Module:
+    try:
+        return ast.parse(source)
+    except SyntaxError as exc:
+        raise TaskError(f"{label}: syntax error on line {exc.lineno}: {exc.msg}") from exc
+
+
+def module_int_constants(source: str) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for name, node in _module_assignments(parse(source)):
+        value = _int_literal(node.value)
+        if value is not None:
+            found[name] = value
+    return found
+
+
+def declared_sizes(source: str, label: str) -> dict[str, dict[str, int]]:
+    """Read the literal ``SIZES = {"small": {...}}`` table of a bundled file, if any."""
+    for name, node in _module_assignments(parse(source, label)):
+        if name == SIZES_NAME:
+            try:
+                table = ast.literal_eval(node.value)
+            except ValueError as exc:
+                raise TaskError(f"{label}: {SIZES_NAME} must be a literal dict") from exc
+            if not isinstance(table, dict) or not all(
+                isinstance(p, str) and isinstance(v, dict) and all(type(x) is int for x in v.values())
+                for p, v in table.items()
+            ):
+                raise TaskError(f"{label}: {SIZES_NAME} must map preset names to {{constant: int}}")
+            return table
+    return {}
+
+
+def rewrite_constants(source: str, overrides: Mapping[str, int], drop: tuple[str, ...] = ()) -> str:
+    """Replace the values of top-level integer constants, line-precisely, keeping everything else.
+
+    Edits the text rather than unparsing the AST so comments and layout survive for the prompt.
+    """
+    tree = parse(source)
+    lines = source.splitlines(keepends=True)
+    edits: list[tuple[int, int, int, int, str]] = []  # (start line, col, end line, end col, text)
+    seen = set()
+    for name, node in _module_assignments(tree):
+        if name in drop:
+            edits.append((node.lineno, 0, node.end_lineno, len(lines[node.end_lineno - 1].encode()), ""))
+        elif name in overrides:
+            if _int_literal(node.value) is None:
+                raise TaskError(f"size constant {name!r} is not an integer literal")
+            v = node.value
+            edits.append((v.lineno, v.col_offset, v.end_lineno, v.end_col_offset, str(int(overrides[name]))))
+            seen.add(name)
+    unknown = set(overrides) - seen
+    if unknown:
+        raise TaskError(f"no module-level integer constant named {', '.join(sorted(unknown))}")
+    for start, col, end, end_col, text in sorted(edits, reverse=True):
+        # convert (line, col) into offsets within the joined text
+        # ast columns count UTF-8 bytes, not characters
+        head = "".join(lines[: start - 1]) + lines[start - 1].encode()[:col].decode()
+        tail = lines[end - 1].encode()[end_col:].decode() + "".join(lines[end:])
+        source = head + text + tail
+        lines = source.splitlines(keepends=True)
+    return source
