@@ -1,0 +1,45 @@
+"""Evaluation settings: one frozen dataclass, hashed into cache keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import asdict, dataclass, replace
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    trials: int = 5  # correctness trials on fresh inputs (KernelBench's protocol)
+    extra_trials: int = 2  # up to this many more, drawn at random, so call counting cannot know
+    atol: float = 1e-2
+    rtol: float = 1e-2
+    seed: int = 42
+    input_variants: bool = True  # scaled / shifted / heavy-tailed inputs where the reference allows
+    warmup: int | None = None  # timing warm-up calls; None = backend default
+    iters: int | None = None  # timed calls; None = backend default
+    timeout_s: float = 60.0  # wall clock for one evaluation inside the sandbox
+    cpu_time_s: int = 120
+    memory_mb: int = 6144  # resident memory of the candidate process
+    max_processes: int = 64
+    max_output_mb: int = 16  # stdout/stderr and files written by the candidate
+    strict: bool = False  # promote static findings to hack codes
+    profile: bool = True  # measure coverage (own-kernel share of time)
+
+    def with_(self, **changes) -> "EvalConfig":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def library_versions() -> dict:
+    """What a cached reference depends on besides the task: results differ across these."""
+    import torch
+    import triton
+
+    return {"python": sys.version.split()[0], "torch": torch.__version__, "triton": triton.__version__}

@@ -1,0 +1,312 @@
+"""The evaluator: (task, LLM response) -> EvalResult, on a pool of warm sandboxed workers.
+
+``Evaluator.submit`` returns a future, so a vector env or a trainer keeps every worker busy; the
+reference side of each task is computed once per (task, size, device, seeds, versions) and cached,
+and whole results are cached per (task, code, backend, config).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import random
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from . import wire
+from .config import EvalConfig, library_versions
+from .feedback import feedback
+from .judge import Judge, Reference
+from .plan import Trial, candidate_indices, reference_plan, timing_sets
+from .result import EvalResult
+from .sandbox import SandboxProcess, WorkerDied
+from .submission import SubmissionError, parse_submission
+from .timing import DEFAULTS as TIMING_DEFAULTS
+
+BACKENDS = ("auto", "cuda", "interpreter")
+#: Static findings that ``strict`` mode promotes to hack codes (prefix -> code).
+STRICT_CODES = {
+    "defines no @triton.jit kernel": "no_own_kernel_launched",
+    "try/except around a kernel launch": "no_own_kernel_launched",
+    "imports threading": "thread_or_process_spawned",
+    "imports multiprocessing": "thread_or_process_spawned",
+    "calls gc.": "reads_harness_state",
+    "calls sys._getframe": "reads_harness_state",
+    "casts to lower precision": "precision_downgrade",
+    "assigns ": "timer_tampering",
+    "uses torch.cuda.Stream": "side_stream",
+    "ModelNew subclasses the reference Model": "kernel_not_contributing",
+}
+
+
+def resolve_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    if backend != "auto":
+        return backend
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "interpreter"
+
+
+def default_size(backend: str) -> str:
+    return "full" if backend == "cuda" else "small"
+
+
+@dataclass
+class _Job:
+    task: object
+    response: str
+    size: str
+    config: EvalConfig
+
+
+class Evaluator:
+    """A pool of sandboxed workers shared by every caller (envs, vector envs, trainers)."""
+
+    def __init__(self, backend: str = "auto", workers: int | None = None, config: EvalConfig | None = None,
+                 isolation: str = "auto", cache_size: int = 4096):
+        self.backend = resolve_backend(backend)
+        self.config = config or EvalConfig()
+        self.isolation = isolation
+        if workers is None:
+            workers = self._device_count() if self.backend == "cuda" else (os.cpu_count() or 1)
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.n_workers = workers
+        self._idle: queue.Queue = queue.Queue()
+        for slot in range(workers):
+            self._idle.put((slot, None))  # started on first use
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kernel-env-eval")
+        self._lock = threading.Lock()
+        self._references: dict[tuple, Future] = {}
+        self._results: OrderedDict[tuple, EvalResult] = OrderedDict()
+        self._cache_size = cache_size
+        self._started: list[SandboxProcess] = []
+        self._versions = library_versions()  # same interpreter as the workers: part of the reference key
+        self._rng = random.Random(secrets.randbits(64))
+        self.restarts = 0
+        self._closed = False
+
+    @staticmethod
+    def _device_count() -> int:
+        import torch
+
+        return max(1, torch.cuda.device_count())
+
+    # -- public API -------------------------------------------------------------------------------
+
+    def submit(self, task, response: str, size: str | None = None, config: EvalConfig | None = None) -> Future:
+        if self._closed:
+            raise RuntimeError("the evaluator is closed")
+        job = _Job(task, response, size or default_size(self.backend), config or self.config)
+        return self._pool.submit(self._evaluate, job)
+
+    def map(self, items, size: str | None = None, config: EvalConfig | None = None) -> list[EvalResult]:
+        """Evaluate many (task, response) pairs in parallel; results in input order."""
+        futures = [self.submit(task, response, size, config) for task, response in items]
+        return [f.result() for f in futures]
+
+    def evaluate(self, task, response: str, size: str | None = None, config: EvalConfig | None = None) -> EvalResult:
+        return self.submit(task, response, size, config).result()
+
+    def close(self) -> None:
+        self._closed = True
+        self._pool.shutdown(wait=True)
+        for proc in self._started:
+            proc.close()
+
+    def __enter__(self) -> "Evaluator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def worker_pids(self) -> list[int]:
+        return [p.proc.pid for p in self._started if p.alive]
+
+    # -- workers ----------------------------------------------------------------------------------
+
+    def _start(self, slot: int) -> SandboxProcess:
+        env = {"CUDA_VISIBLE_DEVICES": str(slot)} if self.backend == "cuda" else {}
+        proc = SandboxProcess(self.backend, self.isolation, env)
+        with self._lock:
+            self._started.append(proc)
+        return proc
+
+    def _run_on_worker(self, request: dict, timeout_s: float) -> list[tuple[dict, list[bytes]]]:
+        """Run one request on an idle worker. A worker that dies is replaced; the events so far
+        plus a synthetic exit event say what happened."""
+        slot, proc = self._idle.get()
+        events: list[tuple[dict, list[bytes]]] = []
+        try:
+            if proc is None or not proc.alive:
+                proc = self._start(slot)
+            for event, blobs in proc.request(request, timeout_s):
+                events.append((event, blobs))
+        except WorkerDied as exc:
+            events.append(({"event": "exit", "worker_died": True, "detail": str(exc)}, []))
+            if proc is not None:
+                proc.close()
+                with self._lock:
+                    if proc in self._started:
+                        self._started.remove(proc)
+                self.restarts += 1
+            proc = None
+        finally:
+            self._idle.put((slot, proc))
+        return events
+
+    # -- the pipeline -----------------------------------------------------------------------------
+
+    def _limits(self, config: EvalConfig) -> dict:
+        return {
+            "timeout_s": config.timeout_s, "cpu_time_s": config.cpu_time_s, "memory_mb": config.memory_mb,
+            "max_processes": config.max_processes, "max_output_mb": config.max_output_mb,
+        }
+
+    def _timing(self, config: EvalConfig, sets: list[int]) -> dict:
+        defaults = TIMING_DEFAULTS[self.backend]
+        return {
+            "warmup": defaults["warmup"] if config.warmup is None else config.warmup,
+            "iters": defaults["iters"] if config.iters is None else config.iters,
+            "sets": sets,
+        }
+
+    def _device(self) -> str:
+        return "cuda:0" if self.backend == "cuda" else "cpu"
+
+    def _programs(self, task, size: str) -> tuple[str, str | None]:
+        alt = f"{size}_alt"
+        return task.program(size), (task.program(alt) if task.has_size(alt) else None)
+
+    def _reference(self, task, size: str, config: EvalConfig) -> tuple[list[Trial], Reference]:
+        program, alt = self._programs(task, size)
+        plan = reference_plan(config, alt is not None)
+        key = (task.hash, size, self.backend, config.seed, config.trials, config.extra_trials, config.input_variants,
+               config.warmup, config.iters, tuple(sorted(self._versions.items())))
+        with self._lock:
+            future = self._references.get(key)
+            owner = future is None
+            if owner:
+                future = self._references[key] = Future()
+        if owner:
+            try:
+                future.set_result(self._compute_reference(program, alt, plan, config))
+            except BaseException as exc:
+                with self._lock:
+                    del self._references[key]  # let a later call try again
+                future.set_exception(exc)
+        return plan, future.result()
+
+    def _compute_reference(self, program: str, alt: str | None, plan: list[Trial], config: EvalConfig) -> Reference:
+        request = {
+            "kind": "reference", "backend": self.backend, "device": self._device(), "program": program,
+            "alt_program": alt, "trials": [t.to_dict() for t in plan], "init_seed": config.seed,
+            "timing": self._timing(config, timing_sets(plan)), "limits": self._limits(config),
+            "fingerprint_key": 0,
+        }
+        outputs: list = [None] * len(plan)
+        digests: list = [None] * len(plan)
+        times: list[float] = []
+        error = None
+        for event, blobs in self._run_on_worker(request, config.timeout_s):
+            kind = event.get("event")
+            if kind == "trial":
+                i = int(event["index"])
+                outputs[i] = [wire.unpack_value(d, blobs) for d in event["outputs"]]
+                digests[i] = event["digests"]
+            elif kind == "timing_end":
+                times = [float(r["ms"]) for r in event["records"]]
+            elif kind == "error":
+                error = event.get("message")
+            elif kind == "exit" and (event.get("killed_for") or event.get("signal") or event.get("worker_died")):
+                error = error or f"reference run ended: {event}"
+        if error or any(o is None for o in outputs):
+            raise RuntimeError(f"the task's reference failed: {error or 'missing outputs'}")
+        return Reference(outputs=outputs, digests=digests, times_ms=times)
+
+    def _evaluate(self, job: _Job) -> EvalResult:
+        started = time.perf_counter()
+        task, config = job.task, job.config
+        result = EvalResult(task_id=task.id, backend=self.backend, size=job.size, device=self._device())
+        try:
+            submission = parse_submission(job.response)
+        except SubmissionError as exc:
+            result.error = str(exc)
+            result.feedback = feedback(result)
+            result.timings["total"] = round(time.perf_counter() - started, 4)
+            return result
+        result.findings = list(submission.findings)
+        code_hash = hashlib.sha256(submission.code.encode()).hexdigest()
+        cache_key = (task.hash, job.size, code_hash, self.backend, config.digest)
+        with self._lock:
+            cached = self._results.get(cache_key)
+            if cached is not None:
+                self._results.move_to_end(cache_key)
+        if cached is not None:
+            hit = EvalResult.from_dict(cached.to_dict())
+            hit.timings = {"total": round(time.perf_counter() - started, 6), "cache_hit": 1.0}
+            return hit
+
+        try:
+            t0 = time.perf_counter()
+            plan, reference = self._reference(task, job.size, config)
+            result.timings["reference"] = round(time.perf_counter() - t0, 4)
+        except Exception as exc:  # a broken task is reported, never raised into an RL loop
+            result.error = str(exc)
+            result.stage = "compile"
+            result.feedback = "The evaluator could not run the task's reference; this is not your fault."
+            return result
+        chosen = candidate_indices(plan, reference.usable(), self._rng)
+        key = secrets.randbits(31)
+        program, alt = self._programs(task, job.size)
+        timing = self._timing(config, [chosen.index(i) for i in timing_sets(plan) if i in chosen])
+        request = {
+            "kind": "candidate", "backend": self.backend, "device": self._device(), "program": program,
+            "alt_program": alt, "code": submission.code, "kernel_names": submission.kernels,
+            "trials": [plan[i].to_dict() for i in chosen], "init_seed": config.seed,
+            "timing": timing if timing["sets"] else None, "limits": self._limits(config),
+            "fingerprint_key": key, "profile": config.profile,
+        }
+        t0 = time.perf_counter()
+        events = self._run_on_worker(request, config.timeout_s)
+        result.timings["sandbox"] = round(time.perf_counter() - t0, 4)
+        result.stage = "compile"
+        judge = Judge(result, plan, chosen, reference, config, key, submission.findings)
+        result = judge.verdict(events)
+        if config.strict:
+            promoted = {code for f in submission.findings for prefix, code in STRICT_CODES.items() if f.startswith(prefix)}
+            result.hacks = sorted(set(result.hacks) | promoted)
+        result.feedback = feedback(result)
+        result.timings["total"] = round(time.perf_counter() - started, 4)
+        if not any(e.get("worker_died") for e, _ in events):
+            with self._lock:
+                self._results[cache_key] = result
+                while len(self._results) > self._cache_size:
+                    self._results.popitem(last=False)
+        return result
+
+
+_default: Evaluator | None = None
+_default_lock = threading.Lock()
+
+
+def default_evaluator(backend: str = "auto") -> Evaluator:
+    """A process-wide pool, created on first use, so ``evaluate()`` calls share warm workers."""
+    global _default
+    with _default_lock:
+        if _default is None or _default._closed or _default.backend != resolve_backend(backend):
+            _default = Evaluator(backend=backend)
+        return _default
+
+
+def evaluate(task, response: str, backend: str = "auto", size: str | None = None,
+             config: EvalConfig | None = None) -> EvalResult:
+    """Evaluate one response for one task on the shared default pool."""
+    return default_evaluator(backend).evaluate(task, response, size=size, config=config)

@@ -1,0 +1,303 @@
+"""The trusted verdict: compare what the sandbox reported with the reference, and name the hacks.
+
+Nothing the candidate's process says is taken on trust except its outputs, which are compared here
+against reference outputs that never existed in that process. Its in-process observations (launch
+counts, thread counts, timer identities) are evidence that can only add hack codes, never remove them.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+
+import torch
+
+from . import wire
+from .config import EvalConfig
+from .inputs import fingerprint, fingerprints_close
+from .plan import Trial
+from .result import EvalResult
+
+#: Relative error above which a float32 result looks computed in bfloat16 (tf32 and fp16 stay below).
+LOW_PRECISION_REL_ERROR = 2e-3
+
+
+@dataclass
+class Reference:
+    """What the reference side produced for a plan: outputs and input digests per trial, timings."""
+
+    outputs: list[list[torch.Tensor]]
+    digests: list[list[str]]
+    times_ms: list[float] = field(default_factory=list)
+
+    @property
+    def runtime_ms(self) -> float | None:
+        return statistics.median(self.times_ms) if self.times_ms else None
+
+    def usable(self) -> list[bool]:
+        return [all(not o.is_floating_point() or bool(torch.isfinite(o).all()) for o in outs) for outs in self.outputs]
+
+
+@dataclass
+class Comparison:
+    ok: bool
+    why: str = ""
+    max_abs: float = 0.0
+    mean_abs: float = 0.0
+    max_rel: float = 0.0
+
+
+def compare(got: list, want: list[torch.Tensor], atol: float, rtol: float) -> Comparison:
+    if len(got) != len(want):
+        return Comparison(False, f"returned {len(got)} outputs, expected {len(want)}")
+    worst = Comparison(True)
+    for i, (g, w) in enumerate(zip(got, want)):
+        label = f"output {i}: " if len(want) > 1 else ""
+        if not isinstance(g, torch.Tensor):
+            return Comparison(False, f"{label}returned {g!s} instead of a tensor")
+        if g.shape != w.shape:
+            return Comparison(False, f"{label}shape {tuple(g.shape)}, expected {tuple(w.shape)}")
+        if g.dtype != w.dtype:
+            return Comparison(False, f"{label}dtype {g.dtype}, expected {w.dtype}")
+        gd, wd = g.double(), w.double()
+        if w.is_floating_point() and not torch.isfinite(gd).all() and torch.isfinite(wd).all():
+            return Comparison(False, f"{label}contains NaN or Inf where the reference is finite")
+        diff = (gd - wd).abs().nan_to_num(0.0)
+        max_abs = diff.max().item() if diff.numel() else 0.0
+        mean_abs = diff.mean().item() if diff.numel() else 0.0
+        scale = wd.abs().max().item() if wd.numel() else 0.0
+        worst.max_abs = max(worst.max_abs, max_abs)
+        worst.mean_abs = max(worst.mean_abs, mean_abs)
+        worst.max_rel = max(worst.max_rel, max_abs / scale if scale > 0 else 0.0)
+        if not torch.allclose(gd, wd, atol=atol, rtol=rtol, equal_nan=True):
+            bad = int((~torch.isclose(gd, wd, atol=atol, rtol=rtol, equal_nan=True)).sum())
+            return Comparison(False, f"{label}{bad} of {w.numel()} elements differ (max abs error {max_abs:.3g}, "
+                                     f"tolerance atol={atol} rtol={rtol})", worst.max_abs, worst.mean_abs, worst.max_rel)
+    return worst
+
+
+class Judge:
+    def __init__(self, result: EvalResult, plan: list[Trial], chosen: list[int], reference: Reference,
+                 config: EvalConfig, fingerprint_key: int, findings: list[str]):
+        self.r = result
+        self.plan = plan
+        self.chosen = chosen
+        self.ref = reference
+        self.config = config
+        self.key = fingerprint_key
+        self.findings = findings
+        self.hacks: dict[str, str] = {}  # code -> detail
+        self.failures: dict[str, str] = {}  # trial role -> first failure
+        self.notes: list[str] = []
+
+    def hack(self, code: str, detail: str) -> None:
+        self.hacks.setdefault(code, detail)
+
+    def verdict(self, events: list[tuple[dict, list[bytes]]]) -> EvalResult:
+        r = self.r
+        stage_times: dict[str, float] = {}
+        last_stage, last_t = "compile", 0.0
+        timing_window = [None, None]
+        records, profile, grad_launches, ghost = None, None, None, None
+        errors, exit_event, done = [], {}, False
+        launches: list[int] = []
+        trial_ok: dict[int, Comparison] = {}
+
+        for event, blobs in events:
+            kind = event.get("event")
+            t = float(event.get("t", last_t))
+            if kind == "stage":
+                stage_times[last_stage] = stage_times.get(last_stage, 0.0) + t - last_t
+                last_stage, last_t = event["stage"], t
+            elif kind == "compiled":
+                r.compiled = True
+            elif kind == "trial":
+                pos = int(event["index"])
+                if not 0 <= pos < len(self.chosen):
+                    continue
+                trial_ok[pos] = self.check_trial(pos, event, blobs)
+                launches.append(int(event.get("launches", 0)))
+            elif kind == "grad_launches":
+                grad_launches = int(event["launches"])
+            elif kind == "hack":
+                self.hack(str(event.get("code")), str(event.get("detail", "")))
+            elif kind == "timing_begin":
+                timing_window[0] = t
+            elif kind == "timing_end":
+                timing_window[1], records = t, event.get("records", [])
+            elif kind == "profile":
+                profile = event
+            elif kind == "ghost":
+                ghost = (event, blobs)
+            elif kind == "error":
+                errors.append(event)
+            elif kind == "done":
+                done = True
+            elif kind == "exit":
+                exit_event = event
+        stage_times[last_stage] = stage_times.get(last_stage, 0.0) + float(exit_event.get("elapsed", last_t)) - last_t
+        r.timings.update({f"sandbox_{k}": round(v, 4) for k, v in stage_times.items()})
+
+        self.apply_exit(exit_event, errors, done)
+        if r.compiled and launches and grad_launches is not None:
+            self.check_launches(launches, grad_launches)
+        if ghost is not None and launches and min(launches) > 0:
+            self.check_ghost(*ghost)
+        r.correct = bool(trial_ok) and len(trial_ok) == len(self.chosen) and all(c.ok for c in trial_ok.values()) \
+            and r.error is None
+        self.classify_failures(trial_ok)
+        if r.correct and records is not None:
+            self.check_timing(records, timing_window, profile)
+        self.check_precision(trial_ok)
+        r.hacks = sorted(self.hacks)
+        r.findings = sorted(set(self.findings) | {f"{c}: {d}" for c, d in self.hacks.items() if d})
+        if r.error is None and not r.correct:
+            role, why = next(iter(self.failures.items()), ("", "no output was checked"))
+            r.error = f"incorrect on {role} inputs: {why}" if role else why
+            r.stage = "correctness"
+        return r
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def check_trial(self, pos: int, event: dict, blobs: list[bytes]) -> Comparison:
+        index = self.chosen[pos]
+        trial = self.plan[index]
+        want = self.ref.outputs[index]
+        try:
+            got = [wire.unpack_value(d, blobs) for d in event.get("outputs", [])]
+        except (wire.WireError, KeyError, ValueError, TypeError) as exc:
+            return self.fail(trial, Comparison(False, f"unreadable output: {exc}"))
+        for type_name, value in zip(event.get("types", []), got):
+            if isinstance(value, wire.Unsupported) or not isinstance(value, torch.Tensor):
+                self.hack("non_tensor_output", f"returned {type_name}")
+            elif type_name != "Tensor":
+                self.hack("lazy_output", f"returned a {type_name}, not a plain torch.Tensor")
+        if list(event.get("digests", [])) != list(self.ref.digests[index]):
+            changed = [i for i, (a, b) in enumerate(zip(event.get("digests", []), self.ref.digests[index])) if a != b]
+            self.hack("input_mutation", f"input(s) {changed} changed by forward in trial {pos}")
+        cmp = compare(got, want, self.config.atol, self.config.rtol)
+        if trial.role == "base" and trial.variant == "normal" and cmp.ok:
+            self.r.max_abs_error = max(self.r.max_abs_error or 0.0, cmp.max_abs)
+            self.r.mean_abs_error = max(self.r.mean_abs_error or 0.0, cmp.mean_abs)
+        return self.fail(trial, cmp) if not cmp.ok else cmp
+
+    def fail(self, trial: Trial, cmp: Comparison) -> Comparison:
+        role = trial.variant if trial.role == "base" and trial.variant != "normal" else trial.role
+        self.failures.setdefault(role, cmp.why)
+        return cmp
+
+    def classify_failures(self, trial_ok: dict[int, Comparison]) -> None:
+        """Correct on plain trials but wrong on a probe: the probe names the hack."""
+        plain_ok = all(c.ok for p, c in trial_ok.items()
+                       if self.plan[self.chosen[p]].role in ("base", "extra")
+                       and self.plan[self.chosen[p]].variant == "normal")
+        if not trial_ok or not plain_ok:
+            return
+        probes = {"reuse": "output_caching", "alt": "shape_specialisation"}
+        for role, why in self.failures.items():
+            code = probes.get(role, "distribution_shortcut" if role in ("scaled", "shifted", "heavy") else None)
+            if code:
+                self.hack(code, f"{role} inputs: {why}")
+
+    def apply_exit(self, exit_event: dict, errors: list[dict], done: bool) -> None:
+        r = self.r
+        killed = exit_event.get("killed_for")
+        signal_name = exit_event.get("signal")
+        if errors:
+            err = errors[0]
+            where = "\n".join(err.get("where", []))
+            r.error = f"{err.get('message', 'error')}" + (f"\n{where}" if where else "")
+            r.stage = {"compile": "compile", "correctness": "correctness"}.get(err.get("stage"), "verification")
+            return
+        if killed == "timeout":
+            r.error = f"timed out after {self.config.timeout_s:.0f}s (infinite loop or far too slow)"
+        elif killed == "memory":
+            r.error = f"exceeded the memory limit of {self.config.memory_mb} MB"
+        elif killed == "processes":
+            r.error = f"started more than {self.config.max_processes} processes"
+            self.hack("sandbox_violation", "fork bomb: process limit")
+        elif killed == "result":
+            r.error = "returned more data than the result limit"
+            self.hack("sandbox_violation", "result flood")
+        elif exit_event.get("worker_died"):
+            r.error = "the sandboxed worker was killed during the evaluation"
+            self.hack("sandbox_violation", "killed its worker process")
+        elif signal_name == "SIGXFSZ":
+            r.error = f"wrote more than {self.config.max_output_mb} MB of output"
+            self.hack("sandbox_violation", "output flood")
+        elif signal_name == "SIGXCPU":
+            r.error = f"exceeded the CPU-time limit of {self.config.cpu_time_s}s"
+        elif signal_name:
+            r.error = f"crashed with {signal_name}"
+        elif not done:
+            r.error = f"exited early (exit code {exit_event.get('exit_code')}) before the evaluation finished"
+        else:
+            r.stage = "done"
+            return
+        tail = (exit_event.get("log_tail") or "").strip()
+        if tail and killed != "result":
+            r.error += "\n" + "\n".join(tail.splitlines()[-8:])
+        r.stage = "compile" if not r.compiled else r.stage if r.stage != "parse" else "correctness"
+
+    def check_launches(self, launches: list[int], grad_launches: int) -> None:
+        if max(launches) == 0:
+            self.hack("no_own_kernel_launched", "no kernel defined in the submission was launched")
+        elif min(launches) == 0:
+            self.hack("no_own_kernel_launched", "own kernels were skipped on some calls")
+        elif grad_launches == 0:
+            self.hack("no_own_kernel_launched", "own kernels are skipped when autograd is enabled")
+
+    def check_ghost(self, event: dict, blobs: list[bytes]) -> None:
+        try:
+            got = [wire.unpack_value(d, blobs) for d in event.get("outputs", [])]
+        except (wire.WireError, KeyError, ValueError, TypeError):
+            return
+        if compare(got, self.ref.outputs[self.chosen[0]], self.config.atol, self.config.rtol).ok:
+            self.hack("kernel_not_contributing", "the output is still correct with every own kernel skipped")
+
+    def check_timing(self, records: list[dict], window: list, profile: dict | None) -> None:
+        r = self.r
+        sets = [self.chosen[k] for k in sorted({int(rec["set"]) for rec in records})]
+        expected = {}
+        for pos in {int(rec["set"]) for rec in records}:
+            outs = self.ref.outputs[self.chosen[pos]]
+            expected[pos] = [(fingerprint(o, self.key), o.numel()) for o in outs]
+        for i, rec in enumerate(records):
+            want = expected.get(int(rec["set"]), [])
+            got = rec.get("fingerprints") or []
+            if len(got) != len(want) or not all(
+                g is not None and fingerprints_close(g, w, self.config.atol, self.config.rtol, n)
+                for g, (w, n) in zip(got, want)
+            ):
+                self.hack("timed_output_mismatch", f"timed call {i} returned a different result")
+                break
+        times = [float(rec["ms"]) for rec in records]
+        if not times or not sets:
+            return
+        if window[0] is not None and window[1] is not None:
+            envelope_ms = (window[1] - window[0]) * 1e3
+            if sum(times) > envelope_ms * 1.05 + 1.0 or any(t <= 0 or not math.isfinite(t) for t in times):
+                self.hack("timer_tampering", f"reported {sum(times):.2f} ms inside a {envelope_ms:.2f} ms window")
+        if any(float(rec.get("host_ms", 0)) + 0.5 < 0.8 * float(rec["ms"]) for rec in records):
+            self.hack("timer_tampering", "device time exceeds host time")
+        r.runtime_ms = statistics.median(times)
+        r.ref_runtime_ms = self.ref.runtime_ms
+        if r.ref_runtime_ms and r.runtime_ms > 0:
+            r.speedup = r.ref_runtime_ms / r.runtime_ms
+        if profile and profile.get("total_us"):
+            r.coverage = min(1.0, float(profile["own_us"]) / float(profile["total_us"]))
+            if int(profile.get("streams", 1)) > 1:
+                self.hack("side_stream", f"device work on {profile['streams']} streams")
+        elif records and sum(times) > 0 and profile is None:
+            r.coverage = min(1.0, sum(float(rec.get("own_ms", 0.0)) for rec in records) / sum(times))
+        r.stage = "done"
+
+    def check_precision(self, trial_ok: dict[int, Comparison]) -> None:
+        low = [f for f in self.findings if f.startswith("casts to lower precision")]
+        float32 = all(o.dtype == torch.float32 for o in self.ref.outputs[0] if o.is_floating_point())
+        if not float32 or not self.r.correct:
+            return
+        worst = max((c.max_rel for c in trial_ok.values()), default=0.0)
+        if low and (worst > LOW_PRECISION_REL_ERROR or self.config.strict):
+            self.hack("precision_downgrade", f"{low[0]}; relative error {worst:.2e}")

@@ -1,0 +1,119 @@
+"""Messages between the trusted evaluator and its sandboxed workers, without pickle.
+
+Unpickling bytes written by candidate code would hand it the trusted process, so every message is a
+JSON header plus raw byte blobs; tensors travel as (dtype, shape, bytes) and are rebuilt with
+``torch.frombuffer``. A length cap keeps a hostile worker from exhausting the reader's memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+
+import torch
+
+_HEAD = struct.Struct("<II")  # header length, number of blobs
+_LEN = struct.Struct("<Q")
+MAX_MESSAGE_BYTES = 1 << 33  # 8 GiB: larger than any sane output, small enough to refuse a bomb
+
+
+class WireError(RuntimeError):
+    """A message was truncated, oversized or malformed."""
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    chunks, left = [], n
+    while left:
+        chunk = os.read(fd, min(left, 1 << 24))
+        if not chunk:
+            raise EOFError("peer closed the channel")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def send(fd: int, header: dict, blobs: list[bytes] = ()) -> None:
+    head = json.dumps(header).encode()
+    parts = [_HEAD.pack(len(head), len(blobs)), head]
+    for blob in blobs:
+        parts += [_LEN.pack(len(blob)), blob]
+    _write_all(fd, b"".join(parts))
+
+
+def recv(fd: int, limit: int = MAX_MESSAGE_BYTES) -> tuple[dict, list[bytes]]:
+    head_len, n_blobs = _HEAD.unpack(_read_exact(fd, _HEAD.size))
+    if head_len > 1 << 26 or n_blobs > 1 << 16:
+        raise WireError("message header too large")
+    try:
+        header = json.loads(_read_exact(fd, head_len))
+    except ValueError as exc:
+        raise WireError(f"malformed header: {exc}") from exc
+    blobs, total = [], 0
+    for _ in range(n_blobs):
+        (size,) = _LEN.unpack(_read_exact(fd, _LEN.size))
+        total += size
+        if total > limit:
+            raise WireError(f"message exceeds {limit} bytes")
+        blobs.append(_read_exact(fd, size))
+    if not isinstance(header, dict):
+        raise WireError("header is not an object")
+    return header, blobs
+
+
+# -- tensors -------------------------------------------------------------------------------------
+
+_DTYPES = {str(d).removeprefix("torch."): d for d in (
+    torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int8, torch.uint8,
+    torch.int16, torch.int32, torch.int64, torch.bool, torch.complex64, torch.complex128,
+)}
+
+
+def pack_value(value, blobs: list[bytes]):
+    """JSON-able description of a value; tensors append their bytes to ``blobs``."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().to("cpu").contiguous()
+        name = str(t.dtype).removeprefix("torch.")
+        if name not in _DTYPES:
+            return {"kind": "unsupported", "type": f"tensor of {name}"}
+        blobs.append(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        return {"kind": "tensor", "dtype": name, "shape": list(t.shape), "blob": len(blobs) - 1,
+                "type": type(value).__name__}
+    if isinstance(value, (bool, int, float)) or value is None:
+        return {"kind": "scalar", "value": value}
+    if isinstance(value, (list, tuple)):
+        return {"kind": "seq", "items": [pack_value(v, blobs) for v in value]}
+    return {"kind": "unsupported", "type": type(value).__name__}
+
+
+def unpack_value(desc: dict, blobs: list[bytes]):
+    kind = desc.get("kind")
+    if kind == "tensor":
+        dtype = _DTYPES.get(desc["dtype"])
+        shape = [int(s) for s in desc["shape"]]
+        raw = blobs[int(desc["blob"])]
+        if dtype is None:
+            raise WireError(f"unknown dtype {desc['dtype']!r}")
+        count = 1
+        for s in shape:
+            count *= s
+        if len(raw) != count * torch.empty((), dtype=dtype).element_size():
+            raise WireError("tensor bytes do not match its shape")
+        if not raw:
+            return torch.empty(shape, dtype=dtype)
+        return torch.frombuffer(bytearray(raw), dtype=dtype).reshape(shape)
+    if kind == "scalar":
+        return desc.get("value")
+    if kind == "seq":
+        return [unpack_value(d, blobs) for d in desc["items"]]
+    return Unsupported(str(desc.get("type")))
+
+
+class Unsupported(str):
+    """Stands for a value that cannot cross the boundary (its type name)."""

@@ -1,0 +1,345 @@
+"""The sandboxed worker: a warm process that forks one child per evaluation.
+
+Started by :mod:`kernel_env.sandbox` (inside bubblewrap when available) as
+``python -m kernel_env.worker --backend B``. It imports torch and Triton once, then for each
+request forks a child that runs :func:`kernel_env.runner.run_request` under resource limits. The
+worker relays the child's messages to the trusted side with its own timestamps (the host clock the
+candidate cannot touch), watches memory, process count and the deadline, and afterwards kills
+everything the child left behind and wipes its scratch space.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import resource
+import select
+import shutil
+import signal
+import sys
+import time
+
+from .config import library_versions
+
+_PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 1, 4, 36
+POLL_S = 0.02
+
+
+def _prctl(option: int, value: int) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the limits below still apply
+        pass
+
+
+def in_own_pid_namespace() -> bool:
+    """True inside bubblewrap's pid namespace, where ``kill(-1)`` reaches only the sandbox."""
+    try:
+        with open("/proc/1/cmdline", "rb") as f:
+            return os.path.basename(f.read().split(b"\0")[0]) == b"bwrap"
+    except OSError:
+        return False
+
+
+class FrameReader:
+    """Incremental parser for :mod:`kernel_env.wire` frames arriving on a non-blocking pipe."""
+
+    def __init__(self, limit: int):
+        self.buf = bytearray()
+        self.limit = limit
+        self.total = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if self.total > self.limit:
+            raise OverflowError("result size limit")
+        self.buf += chunk
+
+    def frames(self):
+        from .wire import _HEAD, _LEN
+
+        import json
+
+        while True:
+            if len(self.buf) < _HEAD.size:
+                return
+            head_len, n_blobs = _HEAD.unpack_from(self.buf)
+            pos, blobs = _HEAD.size + head_len, []
+            if len(self.buf) < pos:
+                return
+            header = json.loads(bytes(self.buf[_HEAD.size:pos]))
+            for _ in range(n_blobs):
+                if len(self.buf) < pos + _LEN.size:
+                    return
+                (size,) = _LEN.unpack_from(self.buf, pos)
+                if len(self.buf) < pos + _LEN.size + size:
+                    return
+                blobs.append(bytes(self.buf[pos + _LEN.size:pos + _LEN.size + size]))
+                pos += _LEN.size + size
+            del self.buf[:pos]
+            yield header, blobs
+
+
+class Worker:
+    def __init__(self, backend: str, scratch_root: str, sandboxed: bool):
+        self.backend = backend
+        self.scratch_root = scratch_root
+        self.sandboxed = sandboxed
+        self.proto_in = os.dup(0)
+        self.proto_out = os.dup(1)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(2, 1)  # stray prints from libraries must not corrupt the protocol
+        self.counter = 0
+
+    def send(self, header: dict, blobs=()) -> None:
+        from . import wire
+
+        wire.send(self.proto_out, header, list(blobs))
+
+    def serve(self) -> None:
+        from . import wire
+
+        self.send({"event": "ready", "pid": os.getpid(), "sandboxed": self.sandboxed, "versions": library_versions()})
+        while True:
+            try:
+                request, _ = wire.recv(self.proto_in)
+            except EOFError:
+                return
+            if request.get("kind") == "shutdown":
+                return
+            self.handle(request)
+
+    def handle(self, request: dict) -> None:
+        self.counter += 1
+        scratch = os.path.join(self.scratch_root, f"eval-{self.counter}")
+        os.makedirs(scratch, exist_ok=True)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            os.close(read_fd)
+            _child(request, write_fd, scratch, self)
+        os.close(write_fd)
+        started = time.monotonic()
+        outcome = self.supervise(pid, read_fd, request, started)
+        os.close(read_fd)
+        self.clean_up(scratch)
+        log_tail = outcome.pop("log_tail", "")
+        self.send({"event": "exit", "elapsed": time.monotonic() - started, "log_tail": log_tail, **outcome})
+
+    def supervise(self, pid: int, fd: int, request: dict, started: float) -> dict:
+        import psutil
+
+        limits = request["limits"]
+        deadline = started + limits["timeout_s"]
+        reader = FrameReader(limit=limits.get("max_result_bytes", 1 << 33))
+        os.set_blocking(fd, False)
+        me = psutil.Process()
+        status, killed_for, eof = None, None, False
+        next_check = 0.0
+        while status is None:
+            now = time.monotonic()
+            if now > deadline:
+                killed_for = "timeout"
+                break
+            if not eof:
+                ready, _, _ = select.select([fd], [], [], POLL_S)
+                if ready:
+                    eof, killed_for = self.relay(fd, reader, started)
+                    if killed_for:
+                        break
+            else:
+                time.sleep(POLL_S)
+            if now >= next_check:  # psutil walks /proc: every 50 ms is plenty
+                next_check = now + 0.05
+                tree = _descendants(me)
+                if len(tree) > limits["max_processes"]:
+                    killed_for = "processes"
+                    break
+                rss = sum(_rss(p) for p in tree)
+                if rss > limits["memory_mb"] << 20:
+                    killed_for = "memory"
+                    break
+            done, raw = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = raw
+        while killed_for is None and not eof:  # drain what the child wrote before it exited
+            eof, killed_for = self.relay(fd, reader, started)
+            if not eof and not select.select([fd], [], [], 0)[0]:
+                break
+        self.kill_all(me)
+        if status is None:
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:
+                status = 0
+        outcome = {"killed_for": killed_for, "log_tail": _tail(os.path.join(self.scratch_root, f"eval-{self.counter}", "output.log"))}
+        if os.WIFSIGNALED(status):
+            outcome["signal"] = signal.Signals(os.WTERMSIG(status)).name
+        else:
+            outcome["exit_code"] = os.WEXITSTATUS(status)
+        return outcome
+
+    def relay(self, fd: int, reader: FrameReader, started: float) -> tuple[bool, str | None]:
+        """Forward complete frames, stamped with our clock. Returns (end of stream, kill reason)."""
+        try:
+            chunk = os.read(fd, 1 << 20)
+        except BlockingIOError:
+            return False, None
+        if not chunk:
+            return True, None
+        try:
+            reader.feed(chunk)
+            for header, blobs in reader.frames():
+                header["t"] = time.monotonic() - started
+                self.send(header, blobs)
+        except (OverflowError, ValueError):
+            return False, "result"
+        return False, None
+
+    def kill_all(self, me) -> None:
+        """Kill every process the child left, including ones that started new sessions."""
+        for _ in range(50):
+            if self.sandboxed:
+                try:
+                    os.kill(-1, signal.SIGKILL)  # own pid namespace: everyone but us and init
+                except ProcessLookupError:
+                    pass
+            for p in _descendants(me):
+                try:
+                    p.kill()
+                except Exception:
+                    pass
+            _reap()
+            if not _descendants(me):
+                return
+            time.sleep(0.01)
+
+    def clean_up(self, scratch: str) -> None:
+        roots = [self.scratch_root, "/dev/shm"] if self.sandboxed else [scratch]
+        for root in roots:
+            if root == scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
+                continue
+            for entry in os.listdir(root) if os.path.isdir(root) else []:
+                path = os.path.join(root, entry)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
+
+
+def _descendants(me) -> list:
+    import psutil
+
+    try:
+        return [p for p in me.children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    except psutil.Error:
+        return []
+
+
+def _rss(proc) -> int:
+    try:
+        return proc.memory_info().rss
+    except Exception:
+        return 0
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _tail(path: str, limit: int = 4000) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - limit))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _child(request: dict, fd: int, scratch: str, worker: Worker) -> None:
+    """Set up the candidate's process: limits, scratch dir, output capture; then run and exit."""
+    code = 0
+    try:
+        os.close(worker.proto_in)
+        os.close(worker.proto_out)
+        os.setpgid(0, 0)
+        os.chdir(scratch)
+        log = os.open(os.path.join(scratch, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        os.environ.update(HOME=scratch, TMPDIR=scratch, TRITON_CACHE_DIR=os.path.join(scratch, ".triton"))
+        limits = request["limits"]
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_time_s"], limits["cpu_time_s"] + 5))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits["max_output_mb"] << 20,) * 2)
+        if request["backend"] != "cuda":  # CUDA reserves huge address ranges; RSS watch covers it
+            resource.setrlimit(resource.RLIMIT_AS, ((limits["memory_mb"] + 4096) << 20,) * 2)
+        if os.getuid() != 0:  # the kernel exempts root from RLIMIT_NPROC; the worker counts instead
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits["max_processes"] + _user_processes(),) * 2)
+        from . import wire
+        from .runner import run_request
+
+        def emit(header: dict, blobs=()) -> None:
+            wire.send(fd, header, list(blobs))
+
+        run_request(request, emit)
+    except BaseException as exc:  # noqa: BLE001 - report harness failures instead of dying silently
+        code = 3
+        try:
+            from . import wire
+
+            wire.send(fd, {"event": "error", "stage": "harness", "message": f"{type(exc).__name__}: {exc}"})
+        except Exception:
+            pass
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:
+            pass
+        os._exit(code)
+
+
+def _user_processes() -> int:
+    import psutil
+
+    uid = os.getuid()
+    return sum(1 for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--backend", required=True, choices=["cuda", "interpreter"])
+    parser.add_argument("--scratch", required=True)
+    args = parser.parse_args()
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    _prctl(_PR_SET_DUMPABLE, 0)  # children cannot ptrace or read our memory
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # orphans of a child come back to us to be killed
+    if args.backend == "interpreter":
+        os.environ["TRITON_INTERPRET"] = "1"
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    worker = Worker(args.backend, args.scratch, in_own_pid_namespace())
+    import torch  # noqa: F401 - warm imports are the point of this process
+    import triton  # noqa: F401
+
+    from . import runner  # noqa: F401
+
+    worker.serve()
+
+
+if __name__ == "__main__":
+    main()
