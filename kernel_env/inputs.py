@@ -47,7 +47,7 @@ def digest(value) -> str:
         t = value.detach().to("cpu").contiguous()
         h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
         if t.numel():
-            h.update(t.view(torch.uint8).numpy().tobytes())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
         return h.hexdigest()[:24]
     return repr(value)[:200]
 

@@ -23,6 +23,13 @@ from .result import EvalResult
 LOW_PRECISION_REL_ERROR = 2e-3
 
 
+ROLE_WORDS = {
+    "base": "standard random inputs", "extra": "standard random inputs", "scaled": "inputs scaled by 4",
+    "shifted": "inputs shifted by +2", "heavy": "heavy-tailed inputs", "alt": "the task's second shape",
+    "reuse": "the same input tensors refilled with new values in place",
+}
+
+
 @dataclass
 class Reference:
     """What the reference side produced for a plan: outputs and input digests per trial, timings."""
@@ -150,11 +157,13 @@ class Judge:
         if r.correct and records is not None:
             self.check_timing(records, timing_window, profile)
         self.check_precision(trial_ok)
+        if self.hacks:  # an unearned result has no meaningful speed
+            r.speedup = r.runtime_ms = r.coverage = None
         r.hacks = sorted(self.hacks)
         r.findings = sorted(set(self.findings) | {f"{c}: {d}" for c, d in self.hacks.items() if d})
         if r.error is None and not r.correct:
             role, why = next(iter(self.failures.items()), ("", "no output was checked"))
-            r.error = f"incorrect on {role} inputs: {why}" if role else why
+            r.error = f"incorrect on {ROLE_WORDS.get(role, role)}: {why}" if role else why
             r.stage = "correctness"
         return r
 
@@ -198,7 +207,7 @@ class Judge:
         for role, why in self.failures.items():
             code = probes.get(role, "distribution_shortcut" if role in ("scaled", "shifted", "heavy") else None)
             if code:
-                self.hack(code, f"{role} inputs: {why}")
+                self.hack(code, f"{ROLE_WORDS[role]}: {why}")
 
     def apply_exit(self, exit_event: dict, errors: list[dict], done: bool) -> None:
         r = self.r

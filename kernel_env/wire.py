@@ -82,7 +82,7 @@ def pack_value(value, blobs: list[bytes]):
         name = str(t.dtype).removeprefix("torch.")
         if name not in _DTYPES:
             return {"kind": "unsupported", "type": f"tensor of {name}"}
-        blobs.append(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        blobs.append(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
         return {"kind": "tensor", "dtype": name, "shape": list(t.shape), "blob": len(blobs) - 1,
                 "type": type(value).__name__}
     if isinstance(value, (bool, int, float)) or value is None:

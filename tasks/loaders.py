@@ -105,7 +105,7 @@ def read_hub(name: str) -> list[dict]:
     return [row for split in sorted(data) for row in data[split]]
 
 
-def _read(source: str | Path) -> list[Task]:
+def read_tasks(source: str | Path) -> list[Task]:
     text = str(source)
     if text in SUITES:
         return load_folder(SUITES[text])
@@ -133,7 +133,7 @@ def load_tasks(
 ) -> list[Task]:
     """Load tasks; with ``size``, make sure each has that preset (shrinking external files for
     ``small``). A task that cannot be shrunk is skipped with a warning, or raises when ``strict``."""
-    tasks = list(source) if isinstance(source, (list, tuple)) else _read(source)
+    tasks = list(source) if isinstance(source, (list, tuple)) else read_tasks(source)
     if levels is not None:
         wanted = set(levels)
         tasks = [t for t in tasks if t.level in wanted]

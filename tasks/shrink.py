@@ -10,6 +10,7 @@ mildest that fits the budget wins, because larger problems exercise kernels more
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass
 
@@ -19,6 +20,8 @@ from .task import SMALL, Task, TaskError
 
 #: Constants below this are shapes' small parts (kernel sizes, strides, dims to reduce): never scaled.
 MIN_SCALED = 8
+#: Structural constants keep their value whatever their size: they define the model, not its scale.
+STRUCTURAL = re.compile(r"group|head|kernel|stride|pad|dilation|layers", re.I)
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,8 @@ def scaled_constants(constants: dict[str, int], shift: int) -> dict[str, int]:
 
     If ``a % b == 0`` in the original (b > 1), the result keeps ``a`` a multiple of ``b``.
     """
-    scaled = {n: max(1, round(v / (1 << shift))) for n, v in constants.items() if v >= MIN_SCALED}
+    scaled = {n: max(1, round(v / (1 << shift))) for n, v in constants.items()
+              if v >= MIN_SCALED and not STRUCTURAL.search(n)}
     new = {**constants, **scaled}
     relations = [
         (a, b)
@@ -89,7 +93,7 @@ def shrink(task: Task, budget: Budget = Budget()) -> Task:
     if task.has_size(SMALL):
         return task
     constants = task.constants()
-    largest = max([v for v in constants.values() if v >= MIN_SCALED], default=1)
+    largest = max([v for n, v in constants.items() if v >= MIN_SCALED and not STRUCTURAL.search(n)], default=1)
     best: dict[str, int] | None = None
     last_error = "no size constant could be scaled"
     seen: set[tuple] = set()

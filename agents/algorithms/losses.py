@@ -20,7 +20,7 @@ Every loss in ``POLICY_LOSSES`` has the signature::
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -43,7 +43,9 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     return (values * m).sum() / m.sum().clamp(min=1)
 
 
-def aggregate(per_token: Tensor, mask: Tensor, agg: str = "token-mean", *, norm_constant: float | None = None) -> Tensor:
+def aggregate(
+    per_token: Tensor, mask: Tensor, agg: str = "token-mean", *, norm_constant: float | None = None
+) -> Tensor:
     """Reduce a [B, T] per-token loss to a scalar.
 
     - ``token-mean``: sum over all unmasked tokens / their number (long answers weigh more).
@@ -72,7 +74,7 @@ def aggregate(per_token: Tensor, mask: Tensor, agg: str = "token-mean", *, norm_
 
 
 def kl_penalty(logp: Tensor, ref_logp: Tensor, kind: str = "k3") -> Tensor:
-    """Per-token estimate of KL(pi || pi_ref) from samples of pi (Schulman's k1/k2/k3), d = log pi - log pi_ref.
+    """Per-token estimate of KL(pi || pi_ref) from samples of pi (k1, k2, k3), d = log pi - log pi_ref.
 
     k1 = d (unbiased, can be negative); k2 = d^2 / 2 (low variance, biased); k3 = exp(-d) - 1 + d
     (unbiased, non-negative).
@@ -142,7 +144,7 @@ def reinforce(
     agg: str = "token-mean",
     **common,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """REINFORCE (Williams 1992): loss = -A log pi per token. On-policy; no ratio, no clip."""
+    """REINFORCE: loss = -A log pi per token. On-policy; no ratio, no clip."""
     adv = _row_advantages(advantages, logp)
     return _finish(-adv * logp, logp, old_logp, mask, agg, {}, **common)
 

@@ -15,8 +15,9 @@ attach anything else the trainer needs through ``data``).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Protocol, Sequence
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor

@@ -30,12 +30,12 @@ def per_group(values, group_ids):
 def test_registry_holds_every_estimator_and_one_signature_fits_all():
     assert set(ADVANTAGE_ESTIMATORS) == {"rloo", "trloo", "grpo", "dr_grpo", "global_mean", "reinforce"}
     rewards = torch.tensor([1.0, 0.0, 0.5, 0.25])
-    common = dict(
-        group_ids=torch.tensor([0, 0, 1, 1]),
-        traj_ids=torch.tensor([0, 1, 2, 3]),
-        turns=torch.tensor([0, 0, 0, 0]),
-        gamma=1.0,
-    )
+    common = {
+        "group_ids": torch.tensor([0, 0, 1, 1]),
+        "traj_ids": torch.tensor([0, 1, 2, 3]),
+        "turns": torch.tensor([0, 0, 0, 0]),
+        "gamma": 1.0,
+    }
     for name, fn in ADVANTAGE_ESTIMATORS.items():
         extra = {"baseline_means": {0: 0.5, 1: 0.0}} if name == "global_mean" else {}
         out = fn(rewards, **common, **extra)
@@ -67,7 +67,9 @@ def test_rloo_singleton_group_keeps_the_reward():
 def test_dr_grpo_is_scaled_rloo(seed):
     rewards, group_ids = random_groups(seed)
     sizes = torch.stack([(group_ids == g).sum() for g in group_ids]).to(rewards.dtype)
-    torch.testing.assert_close(dr_grpo(rewards, group_ids=group_ids), (sizes - 1) / sizes * rloo(rewards, group_ids=group_ids))
+    torch.testing.assert_close(
+        dr_grpo(rewards, group_ids=group_ids), (sizes - 1) / sizes * rloo(rewards, group_ids=group_ids)
+    )
 
 
 def test_grpo_normalises_by_group_std():

@@ -69,7 +69,9 @@ def test_rejection_masks_use_token_ratio_or_geometric_mean():
     # trajectory of rows 0 + 1: exp(log(2 * 0.5) / 5) = 1, kept even with tight bounds
     traj = rejection_mask(LOGP, MU, MASK, level="trajectory", traj_ids=TRAJ)
     assert torch.equal(traj, MASK)
-    assert torch.equal(rejection_mask(LOGP, MU, MASK, level="turn"), torch.tensor([[False] * 3, [False] * 3, [True, True, False]]))
+    assert torch.equal(
+        rejection_mask(LOGP, MU, MASK, level="turn"), torch.tensor([[False] * 3, [False] * 3, [True, True, False]])
+    )
 
 
 def test_token_veto_drops_the_whole_turn_or_trajectory():
@@ -81,7 +83,9 @@ def test_token_veto_drops_the_whole_turn_or_trajectory():
     by_turn = token_veto_mask(logp, MU, MASK, level="turn")
     assert torch.equal(by_turn, torch.tensor([[True] * 3, [False] * 3, [True, True, False]]))
     # the masks chain: the result is a subset of the mask passed in
-    chained = token_veto_mask(logp, MU, rejection_mask(logp, MU, MASK, level="token", lower=0.9, upper=1.1), level="turn")
+    chained = token_veto_mask(
+        logp, MU, rejection_mask(logp, MU, MASK, level="token", lower=0.9, upper=1.1), level="turn"
+    )
     assert torch.equal(chained, torch.tensor([[False, True, True], [False] * 3, [True, True, False]]))
 
 

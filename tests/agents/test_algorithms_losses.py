@@ -85,7 +85,9 @@ def test_ppo_clip_gradient_is_zero_outside_the_clip_region():
 
 def test_ppo_clip_without_dual_clip_keeps_pushing_large_negative_ratios():
     logp = torch.log(torch.tensor([[4.0]], dtype=torch.float64))
-    _, grad, _ = grad_of("ppo_clip", logp, torch.zeros_like(logp), torch.tensor([-1.0]), torch.ones(1, 1), dual_clip=None)
+    _, grad, _ = grad_of(
+        "ppo_clip", logp, torch.zeros_like(logp), torch.tensor([-1.0]), torch.ones(1, 1), dual_clip=None
+    )
     assert float(grad) == pytest.approx(4.0)
 
 

@@ -1,0 +1,44 @@
+import os
+
+import pytest
+
+os.environ.setdefault("TRITON_INTERPRET", "1")  # in-process helpers (selfcheck) use the interpreter
+
+
+def _has_gpu() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    if _has_gpu():
+        return
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def bundled():
+    from tasks import load_tasks
+
+    return {t.id: t for t in load_tasks("bundled", size="small")}
+
+
+@pytest.fixture(scope="session")
+def evaluator():
+    """One warm interpreter pool for the whole session, as users share one across envs."""
+    from kernel_env import Evaluator
+
+    with Evaluator(backend="interpreter", workers=2) as ev:
+        yield ev
+
+
+@pytest.fixture
+def relu(bundled):
+    return bundled["L1/19_ReLU"]
