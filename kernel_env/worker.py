@@ -243,6 +243,14 @@ def _descendants(me) -> list:
 
 
 def _rss(proc) -> int:
+    """Proportional set size: forked children share the warm parent's pages, so RSS over-counts."""
+    try:
+        with open(f"/proc/{proc.pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) << 10
+    except (OSError, ValueError):
+        pass
     try:
         return proc.memory_info().rss
     except Exception:
@@ -286,6 +294,7 @@ def _child(request: dict, fd: int, scratch: str, worker: Worker) -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_time_s"], limits["cpu_time_s"] + 5))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits["max_output_mb"] << 20,) * 2)
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it; a flood must end the process
         if request["backend"] != "cuda":  # CUDA reserves huge address ranges; RSS watch covers it
             resource.setrlimit(resource.RLIMIT_AS, ((limits["memory_mb"] + 4096) << 20,) * 2)
         if os.getuid() != 0:  # the kernel exempts root from RLIMIT_NPROC; the worker counts instead
