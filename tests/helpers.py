@@ -32,3 +32,9 @@ def relu_model(forward_body: str, prelude: str = "", init_body: str = "pass") ->
     indented = "\n".join("        " + line for line in forward_body.strip().splitlines())
     return reply(f"{KERNEL}\n{prelude}\n\nclass ModelNew(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
                  f"        {init_body}\n\n    def forward(self, x):\n{indented}\n")
+
+
+def tagged(answer: str, tag: str) -> str:
+    """The same answer with a comment inside its code block: new code, so no result-cache hit."""
+    head, sep, tail = answer.rpartition("```")
+    return f"{head}# {tag}\n{sep}{tail}"

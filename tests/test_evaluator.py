@@ -7,7 +7,7 @@ import pytest
 from kernel_env import EvalConfig, EvalResult, evaluate
 from kernel_env.evaluator import Evaluator, resolve_backend
 
-from helpers import relu_model, reply
+from helpers import relu_model, reply, tagged
 
 
 def test_honest_solution_passes_every_stage(evaluator, relu):
@@ -31,8 +31,8 @@ def test_result_json_roundtrip(evaluator, relu):
 
 
 def test_cache_hit_returns_the_same_verdict(evaluator, relu):
-    first = evaluator.evaluate(relu, relu.solution + "\n")
-    again = evaluator.evaluate(relu, relu.solution + "\n")
+    first = evaluator.evaluate(relu, tagged(relu.solution, "cache test"))
+    again = evaluator.evaluate(relu, tagged(relu.solution, "cache test"))
     assert again.timings.get("cache_hit") == 1.0 and again.timings["total"] < 0.05
     assert (again.correct, again.speedup, again.hacks) == (first.correct, first.speedup, first.hacks)
 
@@ -75,7 +75,7 @@ def test_map_keeps_input_order(evaluator, bundled):
 
 
 def test_submit_returns_futures_that_run_in_parallel(evaluator, bundled):
-    futures = [evaluator.submit(bundled["L1/9_Tanh"], bundled["L1/9_Tanh"].solution + f"\n# {i}") for i in range(4)]
+    futures = [evaluator.submit(bundled["L1/9_Tanh"], tagged(bundled["L1/9_Tanh"].solution, f"copy {i}")) for i in range(4)]
     assert all(f.result().clean for f in futures)
 
 

@@ -12,7 +12,7 @@ import pytest
 from kernel_env import EvalConfig, Evaluator
 from kernel_env.sandbox import bwrap_works
 
-from helpers import KERNEL, relu_model, reply
+from helpers import KERNEL, relu_model, reply, tagged
 
 MARKER = "kernel-env-hostile-marker"
 HOME = Path(os.path.expanduser("~"))
@@ -56,18 +56,17 @@ def _worker_tree(ev):
 def run_hostile(ev, task, response):
     """Evaluate a hostile response, then check the four promises; returns the result."""
     key = hashlib.md5(response.encode()).hexdigest()
-    ev.evaluate(task, task.solution + f"\n# warm {key}")  # runs in the worker: the baseline is the idle pool
+    ev.evaluate(task, tagged(task.solution, f"warm {key}"))  # runs in the worker: the baseline is the idle pool
     before_tree = _worker_tree(ev)
     files = PROTECTED + [HOME / f"{MARKER}.txt", Path("/tmp") / f"{MARKER}.txt"]
     before_files = _fingerprint(files)
     result = ev.evaluate(task, response)
     assert result.task_id == task.id and result.feedback  # a clean result, whatever happened
     assert not _strays(), "a process outlived the evaluation"
-    after_tree = _worker_tree(ev)
-    assert len(after_tree) == len(before_tree), "the worker kept extra processes (or lost its own)"
     assert _fingerprint(files) == before_files, "a file outside the scratch dir changed"
-    honest = ev.evaluate(task, task.solution + f"\n# after {key}")
+    honest = ev.evaluate(task, tagged(task.solution, f"after {key}"))
     assert honest.clean, f"the next honest evaluation failed: {honest.error}"
+    assert len(_worker_tree(ev)) == len(before_tree), "the pool kept extra processes (or lost its own)"
     return result
 
 
