@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from . import wire
 
@@ -27,9 +28,20 @@ class WorkerDied(RuntimeError):
     """The worker process exited or stopped answering; it must be replaced."""
 
 
+def _paths_under_tmp() -> list[str]:
+    """Where this Python and its packages live, if under /tmp: the private /tmp would hide them."""
+    here = Path(__file__).resolve().parents[1]
+    candidates = {sys.prefix, sys.base_prefix, str(Path(sys.executable).parent), str(here), *sys.path}
+    found = {str(Path(p).resolve()) for p in candidates if p and Path(p).is_dir()}
+    under = sorted(p for p in found if p.startswith("/tmp/"))
+    return [p for p in under if not any(p != q and p.startswith(q + "/") for q in under)]
+
+
 def bwrap_command(backend: str) -> list[str]:
-    cmd = [
-        "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+    cmd = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for path in _paths_under_tmp():  # re-expose them, read-only, inside the private /tmp
+        cmd += ["--ro-bind", path, path]
+    cmd += [
         "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--new-session",
         "--die-with-parent", "--cap-drop", "ALL", "--chdir", "/tmp",
     ]

@@ -93,6 +93,8 @@ class Worker:
         os.dup2(devnull, 0)
         os.dup2(2, 1)  # stray prints from libraries must not corrupt the protocol
         self.counter = 0
+        # what the private /tmp and /dev/shm hold before any evaluation (e.g. re-bound venv paths)
+        self.baseline = {r: set(os.listdir(r)) for r in (scratch_root, "/dev/shm") if sandboxed and os.path.isdir(r)}
 
     def send(self, header: dict, blobs=()) -> None:
         from . import wire
@@ -218,12 +220,11 @@ class Worker:
             time.sleep(0.01)
 
     def clean_up(self, scratch: str) -> None:
-        roots = [self.scratch_root, "/dev/shm"] if self.sandboxed else [scratch]
-        for root in roots:
-            if root == scratch:
-                shutil.rmtree(scratch, ignore_errors=True)
-                continue
-            for entry in os.listdir(root) if os.path.isdir(root) else []:
+        """Remove the scratch dir and, in the sandbox, anything else the child left in the private
+        /tmp or /dev/shm: nothing written by one evaluation may be read by the next."""
+        shutil.rmtree(scratch, ignore_errors=True)
+        for root, keep in self.baseline.items():
+            for entry in set(os.listdir(root)) - keep:
                 path = os.path.join(root, entry)
                 if os.path.isdir(path) and not os.path.islink(path):
                     shutil.rmtree(path, ignore_errors=True)
