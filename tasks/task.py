@@ -72,19 +72,60 @@ def exec_program(code: str, module_name: str, label: str) -> types.ModuleType:
     return module
 
 
-def _int_literal(node: ast.expr) -> int | None:
+_FOLD = {ast.Add: int.__add__, ast.Sub: int.__sub__, ast.Mult: int.__mul__, ast.FloorDiv: int.__floordiv__,
+         ast.LShift: int.__lshift__, ast.Pow: int.__pow__}
+
+
+def _int_value(node: ast.expr) -> int | None:
+    """An integer literal, or arithmetic on literals (``2048 * 2``, ``1 << 20``): KernelBench uses both."""
     if isinstance(node, ast.Constant) and type(node.value) is int:
         return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _int_value(node.operand)
+        return None if inner is None else -inner
+    if isinstance(node, ast.BinOp) and type(node.op) in _FOLD:
+        left, right = _int_value(node.left), _int_value(node.right)
+        if left is None or right is None or (isinstance(node.op, (ast.Pow, ast.LShift)) and right > 64):
+            return None
+        try:
+            return _FOLD[type(node.op)](left, right)
+        except ZeroDivisionError:
+            return None
     return None
 
 
 def _module_assignments(tree: ast.Module):
-    """Yield (name, assign node) for simple top-level ``NAME = value`` statements."""
+    """Yield (name, statement, value node) for top-level assignments: ``a = v``, ``a: int = v``,
+    ``a = b = v`` (both names share the value) and ``a, b = v1, v2`` (element-wise)."""
     for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            yield node.targets[0].id, node
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    yield target.id, node, node.value
+                elif (isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple)
+                      and len(target.elts) == len(node.value.elts)):
+                    for elt, value in zip(target.elts, node.value.elts):
+                        if isinstance(elt, ast.Name):
+                            yield elt.id, node, value
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-            yield node.target.id, node
+            yield node.target.id, node, node.value
+
+
+def _shape_elements(tree: ast.Module):
+    """``shape = (4096, 1024)`` at module level: each integer element is a size, named ``shape[i]``."""
+    for name, stmt, value in _module_assignments(tree):
+        if isinstance(value, (ast.Tuple, ast.List)):
+            for i, elt in enumerate(value.elts):
+                if _int_value(elt) is not None:
+                    yield f"{name}[{i}]", stmt, elt
+
+
+def _sizes(tree: ast.Module):
+    """Everything a preset may set: scalar integer constants and integer elements of shape tuples."""
+    for name, stmt, value in _module_assignments(tree):
+        if _int_value(value) is not None:
+            yield name, stmt, value
+    yield from _shape_elements(tree)
 
 
 def parse(source: str, label: str = "<task>") -> ast.Module:
@@ -95,20 +136,15 @@ def parse(source: str, label: str = "<task>") -> ast.Module:
 
 
 def module_int_constants(source: str) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for name, node in _module_assignments(parse(source)):
-        value = _int_literal(node.value)
-        if value is not None:
-            found[name] = value
-    return found
+    return {name: _int_value(node) for name, _, node in _sizes(parse(source))}
 
 
 def declared_sizes(source: str, label: str) -> dict[str, dict[str, int]]:
     """Read the literal ``SIZES = {"small": {...}}`` table of a bundled file, if any."""
-    for name, node in _module_assignments(parse(source, label)):
+    for name, _, node in _module_assignments(parse(source, label)):
         if name == SIZES_NAME:
             try:
-                table = ast.literal_eval(node.value)
+                table = ast.literal_eval(node)
             except ValueError as exc:
                 raise TaskError(f"{label}: {SIZES_NAME} must be a literal dict") from exc
             if not isinstance(table, dict) or not all(
@@ -128,16 +164,18 @@ def rewrite_constants(source: str, overrides: Mapping[str, int], drop: tuple[str
     tree = parse(source)
     lines = source.splitlines(keepends=True)
     edits: list[tuple[int, int, int, int, str]] = []  # (start line, col, end line, end col, text)
-    seen = set()
-    for name, node in _module_assignments(tree):
+    seen: set[str] = set()
+    placed: set[tuple[int, int]] = set()  # a value shared by ``a = b = v`` is rewritten once
+    for name, stmt, v in [*_module_assignments(tree), *_shape_elements(tree)]:
         if name in drop:
-            edits.append((node.lineno, 0, node.end_lineno, len(lines[node.end_lineno - 1].encode()), ""))
+            edits.append((stmt.lineno, 0, stmt.end_lineno, len(lines[stmt.end_lineno - 1].encode()), ""))
         elif name in overrides:
-            if _int_literal(node.value) is None:
-                raise TaskError(f"size constant {name!r} is not an integer literal")
-            v = node.value
-            edits.append((v.lineno, v.col_offset, v.end_lineno, v.end_col_offset, str(int(overrides[name]))))
+            if _int_value(v) is None:
+                raise TaskError(f"size constant {name!r} is not an integer")
             seen.add(name)
+            if (v.lineno, v.col_offset) not in placed:
+                placed.add((v.lineno, v.col_offset))
+                edits.append((v.lineno, v.col_offset, v.end_lineno, v.end_col_offset, str(int(overrides[name]))))
     unknown = set(overrides) - seen
     if unknown:
         raise TaskError(f"no module-level integer constant named {', '.join(sorted(unknown))}")

@@ -24,4 +24,4 @@ def get_init_inputs():
     return []
 
 
-SIZES = {"small": {"batch_size": 16, "dim": 1024}}
+SIZES = {"small": {"batch_size": 16, "dim": 1024}, "small_alt": {"batch_size": 12, "dim": 1000}}

@@ -25,4 +25,4 @@ def get_init_inputs():
     return []
 
 
-SIZES = {"small": {"N": 80}}
+SIZES = {"small": {"N": 80}, "small_alt": {"N": 48}}
