@@ -1,4 +1,5 @@
-"""The ``kernel-env`` command: list and check task suites, evaluate a solution, run the demo."""
+"""The ``kernel-env`` command: list and check task suites, evaluate a solution, play an episode, benchmark
+solutions (fast_p), run the demo."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from tqdm import tqdm
@@ -98,6 +100,124 @@ def cmd_demo(args) -> int:
     return run_demo(backend=args.backend)
 
 
+#: A line holding only this ends one reply in ``kernel-env play``.
+SEPARATOR = "%%%"
+
+
+def read_responses(stream) -> Iterator[str]:
+    """Responses from a stream: separated by a line holding only ``%%%``; EOF ends the last one."""
+    lines: list[str] = []
+    for line in iter(stream.readline, ""):
+        if line.strip() == SEPARATOR:
+            yield "".join(lines)
+            lines = []
+        else:
+            lines.append(line)
+    if "".join(lines).strip():
+        yield "".join(lines)
+
+
+def cmd_play(args) -> int:
+    import gymnasium
+
+    import kernel_env  # noqa: F401 - registers the ids
+
+    from .demo import reward_table
+
+    options = {"tasks": args.tasks, "backend": args.backend, "size": args.size, "max_turns": args.max_turns,
+               "reward": args.reward, "workers": 1}
+    env = gymnasium.make(args.env, **{k: v for k, v in options.items() if v is not None})
+    inner = env.unwrapped
+    interactive = sys.stdin.isatty()
+    try:
+        obs, info = env.reset(seed=args.seed, options={"task_id": args.task} if args.task else None)
+        print(f"=== {info['task_id']} ({inner.backend} backend, {inner.size} size, up to {inner.max_turns} turns) ===")
+        print(f"--- user ---\n{obs}\n", flush=True)
+        responses = read_responses(sys.stdin)
+        done = False
+        while not done:
+            if interactive:
+                print(f"Paste your reply for turn {inner.turn + 1}; end it with a line holding only {SEPARATOR} "
+                      "(Ctrl-D ends the episode).", file=sys.stderr)
+            reply = next(responses, None)
+            if reply is None:
+                print(f"(no more responses: the episode stops after {inner.turn} turn(s))")
+                break
+            if not interactive:
+                print(f"--- assistant ---\n{reply.strip()}\n")
+            with _spinner(f"evaluating turn {inner.turn + 1}"):
+                obs, reward, terminated, truncated, info = env.step(reply)
+            print(f"--- user (reward {reward:.3f}) ---\n{obs}\n", flush=True)
+            done = terminated or truncated
+        if inner.results:
+            replies = [m["content"] for m in inner.messages if m["role"] == "assistant"]
+            print(reward_table([_first_line(r) for r in replies], inner.results, inner.rewards))
+            print(f"\nreturn {sum(inner.rewards):.3f}, best speedup {inner.best_speedup:.4f}x")
+        return 0
+    finally:
+        env.close()
+
+
+def _first_line(text: str, width: int = 40) -> str:
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "(empty)")
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+class _spinner:
+    """A tqdm line on stderr while one evaluation runs (it has no finer progress to show)."""
+
+    def __init__(self, desc: str):
+        self.bar = tqdm(total=1, desc=desc, file=sys.stderr, leave=False, bar_format="{desc}... {elapsed}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
+
+
+def cmd_bench(args) -> int:
+    from kernel_env import EvalConfig, Evaluator, bench
+    from kernel_env.evaluator import default_size
+
+    levels = [int(x) for x in args.levels.split(",")] if args.levels else None
+    with Evaluator(backend=args.backend, workers=args.workers, isolation=args.isolation) as evaluator:
+        backend = evaluator.backend
+        size = args.size or default_size(backend)
+        tasks = _load(args.tasks, size, levels)
+        if not tasks:
+            print(f"error: no tasks in {args.tasks}" + (f" at levels {args.levels}" if levels else ""), file=sys.stderr)
+            return 2
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            solutions = bench.load_solutions(args.solutions, tasks)
+        for w in caught:
+            print(f"warning: {w.message}", file=sys.stderr)
+        missing = [t.id for t in tasks if t.id not in solutions]
+        if missing:
+            print(f"{len(missing)} task(s) without a solution count as failures: {', '.join(missing[:8])}"
+                  + (" ..." if len(missing) > 8 else ""), file=sys.stderr)
+        rows = bench.run_bench(tasks, solutions, evaluator, size=size, config=EvalConfig(strict=args.strict))
+    summary = bench.summarize(rows)
+    meta = {"tasks": args.tasks, "solutions": args.solutions, "backend": backend, "size": size,
+            "strict": args.strict}
+    print(f"fast_p for {args.solutions} on {args.tasks} ({backend} backend, {size} size, {len(tasks)} tasks)")
+    print(bench.format_table(summary))
+    if backend == "interpreter":
+        print("(interpreter timings are CPU figures: fast_p for p > 0 says nothing about GPU speed)")
+    failures = [r for r in rows if r["submitted"] and not r["clean"]]
+    for r in failures[:20]:
+        what = ", ".join(r["hacks"]) if r["hacks"] else f"{r['stage']}: {r['error']}"
+        print(f"  not clean: {r['task_id']}: {what}")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(bench.report(rows, summary, meta), indent=2))
+        print(f"wrote {args.json_out}", file=sys.stderr)
+    if args.plot:
+        bench.plot(rows, args.plot, title=f"fast_p: {args.solutions} on {args.tasks} ({backend})")
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kernel-env", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,7 +244,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the EvalResult as one JSON object")
     p.set_defaults(fn=cmd_eval)
 
-    p = sub.add_parser("demo", help="evaluate scripted submissions on a bundled task and print the results")
+    p = sub.add_parser("play", help="play an episode yourself: paste or pipe one reply per turn",
+                       description="Replies are read from stdin, separated by a line holding only %%%; "
+                                   "EOF ends the last one (and the episode).")
+    p.add_argument("--env", default="kernel_env/KernelBench-v0", help="a registered id (see kernel_env.ENV_IDS)")
+    p.add_argument("--task", help="task id, e.g. L1/19_ReLU (default: chosen from --seed)")
+    p.add_argument("--tasks", help="task source (default: the bundled suite)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--backend", choices=["auto", "cuda", "interpreter"])
+    p.add_argument("--size", choices=["small", "full"])
+    p.add_argument("--max-turns", type=int)
+    p.add_argument("--reward", choices=["drkernel", "correctness", "speedup", "log_speedup"])
+    p.set_defaults(fn=cmd_play)
+
+    p = sub.add_parser("bench", help="score one solution per task: fast_p, correctness, hack rate, coverage")
+    p.add_argument("--tasks", default="bundled", help="task source")
+    p.add_argument("--solutions", required=True,
+                   help="'bundled' (shipped answers), a folder (L1/19_ReLU.md or 19_ReLU.md), or a .jsonl file "
+                        "of {\"task_id\", \"response\"} lines")
+    p.add_argument("--levels", help="comma-separated levels to keep, e.g. 1,2")
+    p.add_argument("--backend", default="auto", choices=["auto", "cuda", "interpreter"])
+    p.add_argument("--size", choices=["small", "full"])
+    p.add_argument("--workers", type=int, help="evaluator workers (default: one per GPU, or per core on CPU)")
+    p.add_argument("--isolation", default="auto", choices=["auto", "bwrap", "none"])
+    p.add_argument("--strict", action="store_true", help="promote static findings to hack codes")
+    p.add_argument("--json-out", metavar="PATH", help="write metrics and per-task results as JSON")
+    p.add_argument("--plot", metavar="PATH", help="write a PNG of fast_p against p")
+    p.set_defaults(fn=cmd_bench)
+
+    p = sub.add_parser("demo", help="play one scripted episode (hack, broken, correct) and print the transcript")
     p.add_argument("--backend", default="interpreter", choices=["auto", "cuda", "interpreter"])
     p.set_defaults(fn=cmd_demo)
     return parser
@@ -144,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise
-    if not getattr(args, "json", False) and args.command != "demo":
+    if not getattr(args, "json", False) and args.command not in ("demo", "play"):
         print(f"({time.perf_counter() - start:.1f}s)", file=sys.stderr)
     return code
 

@@ -1,12 +1,15 @@
-"""``kernel-env demo``: three scripted answers to one bundled task, judged by the real evaluator.
+"""``kernel-env demo``: one real ``KernelEnv`` episode on a bundled task, played by a scripted policy.
 
-A hack attempt (torch does the work, the kernel is a decoy), a broken kernel (off-by-one mask), and
-the shipped correct kernel: the transcript shows what the agent would read after each turn.
+Turn 1 is a hack attempt (torch does the work, the kernel is a decoy), turn 2 a broken kernel
+(off-by-one mask), turn 3 the shipped correct kernel. The transcript is exactly what an LLM would read;
+the table shows each turn's verdict and what every reward preset would pay for it.
 """
 
 from __future__ import annotations
 
+import sys
 import time
+from typing import TextIO
 
 TASK_ID = "L1/19_ReLU"
 
@@ -56,31 +59,65 @@ class ModelNew(nn.Module):
         return out - 1.0
 ```'''
 
+PRESET_COLUMNS = ("drkernel", "correctness", "speedup", "log_speedup")
 
-def run_demo(backend: str = "interpreter") -> int:
-    from tasks import load_tasks
 
-    from .evaluator import Evaluator
+def scripted_replies(task) -> list[tuple[str, str]]:
+    return [("hack attempt", HACK), ("broken kernel", BROKEN), ("correct kernel", task.solution)]
 
-    task = next(t for t in load_tasks("bundled", size="small") if t.id == TASK_ID)
-    turns = [("hack attempt", HACK), ("broken kernel", BROKEN), ("correct kernel", task.solution)]
-    print(f"Task {task.id} ({backend} backend, small size). The agent sees:\n")
-    print("\n".join("    " + line for line in task.program("small").strip().splitlines()))
-    rows = []
-    with Evaluator(backend=backend, workers=2) as evaluator:
-        start = time.perf_counter()
-        futures = [evaluator.submit(task, reply) for _, reply in turns]
-        for (label, _), future in zip(turns, futures):
-            result = future.result()
-            print(f"\n--- turn: {label} ---\n{result.feedback}")
-            rows.append((label, result))
-        elapsed = time.perf_counter() - start
-    print("\n| turn | compiled | correct | hacks | speedup | coverage |")
-    print("|---|---|---|---|---|---|")
-    for label, r in rows:
+
+def reward_table(labels: list[str], results, rewards: list[float]) -> str:
+    """One row per turn: the verdict, the env's reward, and what each preset would have paid."""
+    from .rewards import RewardConfig
+
+    presets = {name: RewardConfig(preset=name) for name in PRESET_COLUMNS}
+    head = ["turn", "reply", "compiled", "correct", "hacks", "speedup", "coverage", "env reward",
+            *[f"{n}" for n in PRESET_COLUMNS]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, (label, r, reward) in enumerate(zip(labels, results, rewards), 1):
         speed = f"{r.speedup:.4f}x" if r.speedup is not None else "-"
         cover = f"{r.coverage:.0%}" if r.coverage is not None else "-"
-        print(f"| {label} | {r.compiled} | {r.correct} | {', '.join(r.hacks) or '-'} | {speed} | {cover} |")
-    print(f"\n3 evaluations in {elapsed:.1f}s (interpreter timings are CPU figures, not GPU speedups).")
-    ok = rows[0][1].hacks and not rows[1][1].correct and rows[2][1].clean
-    return 0 if ok else 1
+        cells = [str(i), label, str(r.compiled), str(r.correct), ", ".join(r.hacks) or "-", speed, cover,
+                 f"{reward:.3f}", *[f"{presets[n](r):.3f}" for n in PRESET_COLUMNS]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run_demo(backend: str = "interpreter", evaluator=None, out: TextIO | None = None) -> int:
+    """Play the scripted episode and print it; exit status 0 when every verdict is the expected one."""
+    from .env import KernelEnv
+    from .evaluator import Evaluator
+
+    out = out or sys.stdout
+    own = evaluator is None
+    evaluator = evaluator or Evaluator(backend=backend, workers=1)
+    env = KernelEnv(tasks="bundled", levels=(1,), evaluator=evaluator, max_turns=3, render_mode="ansi")
+    try:
+        obs, info = env.reset(seed=0, options={"task_id": TASK_ID})
+        replies = scripted_replies(env.task)
+        print(f"kernel-env demo: one episode of {info['task_id']} ({env.backend} backend, {env.size} size, "
+              f"{env.max_turns} turns, reward {env.reward_config.name!r}).\n", file=out)
+        print(f"--- user ---\n{obs}\n", file=out, flush=True)
+        start = time.perf_counter()
+        labels, truncated = [], False
+        for label, reply in replies:
+            obs, reward, terminated, truncated, info = env.step(reply)
+            labels.append(label)
+            print(f"--- assistant ({label}) ---\n{reply.strip()}\n", file=out)
+            print(f"--- user (reward {reward:.3f}) ---\n{obs}\n", file=out, flush=True)
+            if terminated or truncated:
+                break
+        elapsed = time.perf_counter() - start
+        print(reward_table(labels, env.results, env.rewards), file=out)
+        print(f"\nreturn {sum(env.rewards):.3f}, best speedup {info['best_speedup']:.4f}x, "
+              f"{len(labels)} evaluations in {elapsed:.1f}s", file=out)
+        if env.backend == "interpreter":
+            print("(interpreter timings are CPU figures, not GPU speedups)", file=out)
+        if len(env.results) != 3:
+            return 1
+        hack, broken, honest = env.results
+        return 0 if hack.hacks and not broken.correct and honest.clean and truncated else 1
+    finally:
+        env.close()
+        if own:
+            evaluator.close()

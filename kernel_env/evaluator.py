@@ -127,6 +127,10 @@ class Evaluator:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def __deepcopy__(self, memo) -> "Evaluator":
+        """A pool is shared, never copied: Gymnasium deep-copies env kwargs (``evaluator=``)."""
+        return self
+
     def worker_pids(self) -> list[int]:
         return [p.proc.pid for p in self._started if p.alive]
 

@@ -11,7 +11,7 @@ from helpers import relu_model, reply, tagged
 
 
 def test_honest_solution_passes_every_stage(evaluator, relu):
-    r = evaluator.evaluate(relu, relu.solution)
+    r = evaluator.evaluate(relu, tagged(relu.solution, "every stage"))
     assert (r.stage, r.compiled, r.correct, r.hacks, r.error) == ("done", True, True, [], None)
     assert r.backend == "interpreter" and r.size == "small" and r.device == "cpu"
     assert r.runtime_ms > 0 and r.ref_runtime_ms > 0 and r.speedup == pytest.approx(r.ref_runtime_ms / r.runtime_ms)

@@ -1,0 +1,210 @@
+"""``kernel-env bench``: score one solution per task and report KernelBench's fast_p.
+
+fast_p is the share of *all* tasks whose solution is correct, free of hack codes, and faster than
+p x the reference (fast_0 is the clean-correctness rate). A task without a solution counts as a
+failure, as in KernelBench. Correctness and hack rate are shares of all tasks too; mean coverage
+(the share of time in the solution's own kernels) is averaged over the clean results.
+
+Solutions come from:
+- ``bundled``: each task's shipped reference answer (``task.solution``);
+- a ``.jsonl`` file: one ``{"task_id": "L1/19_ReLU", "response": "..."}`` per line;
+- a folder: one file per task named after the task file's stem, ``19_ReLU.md`` (``.solution.md``,
+  ``.md``, ``.py``, ``.txt``), either flat or under a level folder (``L1/``, ``level1/``, ``level_1/``),
+  which wins over a flat file and is needed when two levels share a stem. A task folder with shipped
+  ``*.solution.md`` answers (such as ``tasks/bundled``) works as is.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import as_completed
+from pathlib import Path
+
+from .result import EvalResult
+
+PS = (0.0, 1.0, 1.2, 1.5, 2.0)
+SOLUTION_EXTS = (".solution.md", ".md", ".py", ".txt")
+
+
+# -- solutions --------------------------------------------------------------------------------------
+
+def load_solutions(source: str | Path, tasks: Sequence) -> dict[str, str]:
+    """Map task id -> response text for the tasks that have a solution in ``source``."""
+    text = str(source)
+    if text == "bundled":
+        return {t.id: t.solution for t in tasks if t.solution is not None}
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return _from_folder(path, tasks)
+    if path.is_file() and path.suffix in (".jsonl", ".json"):
+        return _from_jsonl(path, tasks)
+    raise FileNotFoundError(f"solutions {text!r}: expected 'bundled', a folder, or a .jsonl file")
+
+
+def _from_jsonl(path: Path, tasks: Sequence) -> dict[str, str]:
+    known = {t.id for t in tasks}
+    found: dict[str, str] = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            task_id, response = row["task_id"], row["response"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{n}: expected {{\"task_id\": ..., \"response\": ...}} ({exc})") from exc
+        if task_id in found:
+            raise ValueError(f"{path}:{n}: a second solution for {task_id}")
+        if task_id not in known:
+            warnings.warn(f"{path}:{n}: {task_id} is not among the tasks; ignored", stacklevel=2)
+            continue
+        found[task_id] = str(response)
+    return found
+
+
+def _from_folder(root: Path, tasks: Sequence) -> dict[str, str]:
+    stems: dict[str, list[str]] = {}
+    for t in tasks:
+        stems.setdefault(t.name, []).append(t.id)
+    found: dict[str, str] = {}
+    for t in tasks:
+        level_dirs = [root / f"L{t.level}", root / f"level{t.level}", root / f"level_{t.level}"]
+        match = _first_file(level_dirs, t.name)
+        if match is None:
+            match = _first_file([root], t.name)
+            if match is not None and len(stems[t.name]) > 1:
+                raise ValueError(f"{match} could be the solution of {' or '.join(stems[t.name])}: "
+                                 f"put it under a level folder (L{t.level}/{match.name})")
+        if match is not None:
+            found[t.id] = match.read_text()
+    return found
+
+
+def _first_file(folders: list[Path], stem: str) -> Path | None:
+    for folder in folders:
+        for ext in SOLUTION_EXTS:
+            path = folder / f"{stem}{ext}"
+            if path.is_file():
+                return path
+    return None
+
+
+# -- running ----------------------------------------------------------------------------------------
+
+def run_bench(tasks: Sequence, solutions: dict[str, str], evaluator, size: str | None = None, config=None,
+              progress: bool = True) -> list[dict]:
+    """Evaluate every solution on the pool at once; one row per task, in task order."""
+    from tqdm import tqdm
+
+    futures = {evaluator.submit(t, solutions[t.id], size=size, config=config): t.id for t in tasks if t.id in solutions}
+    results: dict[str, EvalResult] = {}
+    with tqdm(total=len(futures), desc="evaluating", unit="task", file=sys.stderr, disable=not progress) as bar:
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            bar.update()
+    return [_row(t, results.get(t.id)) for t in tasks]
+
+
+def _row(task, r: EvalResult | None) -> dict:
+    row = {"task_id": task.id, "level": task.level, "submitted": r is not None}
+    if r is None:
+        return {**row, "compiled": False, "correct": False, "clean": False, "hacks": [], "speedup": None,
+                "coverage": None, "stage": None, "error": "no solution"}
+    return {**row, "compiled": r.compiled, "correct": r.correct, "clean": r.clean, "hacks": list(r.hacks),
+            "speedup": r.speedup, "coverage": r.coverage, "stage": r.stage,
+            "error": (r.error or "").splitlines()[0][:200] if r.error else None}
+
+
+# -- metrics ----------------------------------------------------------------------------------------
+
+def fast_p(rows: Sequence[dict], p: float) -> float:
+    """Share of rows that are clean and faster than p x the reference (p = 0: clean at all)."""
+    if not rows:
+        return 0.0
+    hits = sum(1 for r in rows if r["clean"] and (p == 0 or (r["speedup"] is not None and r["speedup"] > p)))
+    return hits / len(rows)
+
+
+def summarize(rows: Sequence[dict], ps: Sequence[float] = PS) -> dict[str, dict]:
+    """Metrics for all rows and for each level: ``{"all": {...}, "L1": {...}, ...}``."""
+    groups = {"all": list(rows)}
+    for level in sorted({r["level"] for r in rows}):
+        groups[f"L{level}"] = [r for r in rows if r["level"] == level]
+    return {name: _metrics(group, ps) for name, group in groups.items()}
+
+
+def _metrics(rows: Sequence[dict], ps: Sequence[float]) -> dict:
+    n = len(rows)
+    share = (lambda k: sum(1 for r in rows if k(r)) / n) if n else (lambda k: 0.0)
+    coverages = [r["coverage"] for r in rows if r["clean"] and r["coverage"] is not None]
+    return {
+        "tasks": n,
+        "submitted": sum(r["submitted"] for r in rows),
+        "compiled": share(lambda r: r["compiled"]),
+        "correctness": share(lambda r: r["correct"]),
+        "hack_rate": share(lambda r: bool(r["hacks"])),
+        "fast_p": {_p_key(p): fast_p(rows, p) for p in ps},
+        "mean_coverage": sum(coverages) / len(coverages) if coverages else None,
+    }
+
+
+def _p_key(p: float) -> str:
+    return f"{p:g}"
+
+
+# -- output -----------------------------------------------------------------------------------------
+
+def format_table(summary: dict[str, dict]) -> str:
+    """A Markdown table: one row per group (all tasks, then each level)."""
+    ps = list(next(iter(summary.values()))["fast_p"])
+    head = ["tasks", "n", "submitted", "compiled", "correct", "hacks", *[f"fast_{p}" for p in ps], "mean coverage"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, m in summary.items():
+        cov = f"{m['mean_coverage']:.0%}" if m["mean_coverage"] is not None else "-"
+        cells = [name, str(m["tasks"]), str(m["submitted"]), f"{m['compiled']:.2f}", f"{m['correctness']:.2f}",
+                 f"{m['hack_rate']:.2f}", *[f"{m['fast_p'][p]:.2f}" for p in ps], cov]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report(rows: Sequence[dict], summary: dict, meta: dict) -> dict:
+    """The JSON document ``--json-out`` writes."""
+    return {**meta, "ps": [float(p) for p in PS], "summary": summary, "results": list(rows)}
+
+
+def plot(rows: Sequence[dict], path: str | Path, title: str = "") -> None:
+    """fast_p against p as a PNG: a step curve per level and for all tasks, on a log p axis so that
+    interpreter speedups (far below 1) and GPU speedups (around 1) both show; fast_0 is a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    speedups = [r["speedup"] for r in rows if r["clean"] and r["speedup"]]
+    p_lo = min(0.1, 0.5 * min(speedups, default=1.0))
+    p_hi = max(4.0, 1.5 * max(speedups, default=1.0))
+    grid = [p_lo * (p_hi / p_lo) ** (i / 400) for i in range(401)]
+    groups = {"all": list(rows)}
+    levels = sorted({r["level"] for r in rows})
+    if len(levels) > 1:
+        groups.update({f"L{lv}": [r for r in rows if r["level"] == lv] for lv in levels})
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, group in groups.items():
+        line, = ax.step(grid, [fast_p(group, p) for p in grid], where="post", label=f"{name} (n={len(group)})",
+                        linewidth=2.2 if name == "all" else 1.2)
+        ax.plot(PS[1:], [fast_p(group, p) for p in PS[1:]], "o", color=line.get_color(), markersize=4)
+        ax.axhline(fast_p(group, 0.0), color=line.get_color(), linestyle="--", linewidth=0.8, alpha=0.7)
+    ax.axvline(1.0, color="grey", linestyle=":", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_xlim(p_lo, p_hi)
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_xlabel("p (speedup over the reference; log scale)")
+    ax.set_ylabel("fast_p (share of tasks)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(title="dashed: fast_0", fontsize=8, title_fontsize=8)
+    ax.set_title(title or "fast_p")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
