@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 		|| echo "warning: bubblewrap is not installed; evaluations will run without a sandbox"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
