@@ -25,25 +25,10 @@ from .judge import Judge, Reference
 from .plan import Trial, candidate_indices, reference_plan, timing_sets
 from .result import EvalResult
 from .sandbox import SandboxProcess, WorkerDied
-from .submission import SubmissionError, parse_submission
+from .submission import SubmissionError, parse_submission, strict_codes
 from .timing import DEFAULTS as TIMING_DEFAULTS
 
 BACKENDS = ("auto", "cuda", "interpreter")
-#: Static findings that ``strict`` mode promotes to hack codes (prefix -> code).
-STRICT_CODES = {
-    "defines no @triton.jit kernel": "no_own_kernel_launched",
-    "try/except around a kernel launch": "no_own_kernel_launched",
-    "imports threading": "thread_or_process_spawned",
-    "imports multiprocessing": "thread_or_process_spawned",
-    "calls gc.": "reads_harness_state",
-    "calls sys._getframe": "reads_harness_state",
-    "casts to lower precision": "precision_downgrade",
-    "assigns ": "timer_tampering",
-    "uses torch.cuda.Stream": "side_stream",
-    "ModelNew subclasses the reference Model": "kernel_not_contributing",
-}
-
-
 def resolve_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
@@ -285,8 +270,7 @@ class Evaluator:
         judge = Judge(result, plan, chosen, reference, config, key, submission.findings)
         result = judge.verdict(events)
         if config.strict:
-            promoted = {code for f in submission.findings for prefix, code in STRICT_CODES.items() if f.startswith(prefix)}
-            result.hacks = sorted(set(result.hacks) | promoted)
+            result.hacks = sorted(set(result.hacks) | strict_codes(submission.findings))
         result.feedback = feedback(result)
         result.timings["total"] = round(time.perf_counter() - started, 4)
         if not any(e.get("worker_died") for e, _ in events):

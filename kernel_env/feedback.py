@@ -13,9 +13,10 @@ def feedback(result: EvalResult) -> str:
     if not r.compiled:
         return f"Your code failed to compile or construct ModelNew:\n{r.error}"
     if r.hacks:
+        details = dict(f.split(": ", 1) for f in r.findings if f.split(": ", 1)[0] in r.hacks and ": " in f)
         return (
             "Your submission was rejected because the evaluator detected reward hacking:\n"
-            f"{describe(r.hacks)}\nRewrite it so your own Triton kernels compute the result."
+            f"{describe(r.hacks, details)}\nRewrite it so your own Triton kernels compute the result."
         )
     if not r.correct and r.stage == "correctness" and r.error and r.error.startswith("incorrect"):
         return f"Your output is {r.error}. Fix the kernel and answer again."

@@ -19,8 +19,15 @@ from .inputs import fingerprint, fingerprints_close
 from .plan import Trial
 from .result import EvalResult
 
-#: Relative error above which a float32 result looks computed in bfloat16 (tf32 and fp16 stay below).
-LOW_PRECISION_REL_ERROR = 2e-3
+#: Error relative to the output's scale above which a float32 result looks computed in bfloat16
+#: (whose rounding alone gives 2e-3 to 4e-3); float32 gives ~1e-6, tf32 and float16 rounding stay below.
+LOW_PRECISION_REL_ERROR = 1e-3
+#: The worker stamps messages when it relays them, up to one poll plus one process scan late.
+RELAY_SLACK_MS = 100.0
+#: Timed calls this many times faster than the same calls during correctness (and faster by more
+#: than CACHED_MIN_GAP_MS) were answered from a cache: the timed inputs were seen during correctness.
+CACHED_SPEEDUP = 5.0
+CACHED_MIN_GAP_MS = 0.5
 
 
 ROLE_WORDS = {
@@ -97,6 +104,8 @@ class Judge:
         self.hacks: dict[str, str] = {}  # code -> detail
         self.failures: dict[str, str] = {}  # trial role -> first failure
         self.notes: list[str] = []
+        self.wrong: dict[int, list] = {}  # trial position -> the outputs that failed, for the staleness check
+        self.call_ms: dict[int, float] = {}  # trial position -> host time of the candidate's call
 
     def hack(self, code: str, detail: str) -> None:
         self.hacks.setdefault(code, detail)
@@ -106,7 +115,8 @@ class Judge:
         stage_times: dict[str, float] = {}
         last_stage, last_t = "compile", 0.0
         timing_window = [None, None]
-        records, profile, grad_launches, ghost = None, None, None, None
+        records, profile, grad_launches = None, None, None
+        ghosts: list[tuple[dict, list[bytes]]] = []
         errors, exit_event, done = [], {}, False
         launches: list[int] = []
         trial_ok: dict[int, Comparison] = {}
@@ -124,6 +134,7 @@ class Judge:
                 if not 0 <= pos < len(self.chosen):
                     continue
                 trial_ok[pos] = self.check_trial(pos, event, blobs)
+                self.call_ms[pos] = float(event.get("host_ms") or 0.0)
                 launches.append(int(event.get("launches", 0)))
             elif kind == "grad_launches":
                 grad_launches = int(event["launches"])
@@ -136,11 +147,12 @@ class Judge:
             elif kind == "profile":
                 profile = event
             elif kind == "ghost":
-                ghost = (event, blobs)
+                ghosts.append((event, blobs))
             elif kind == "error":
                 errors.append(event)
             elif kind == "done":
                 done = True
+                r.timings["forward"] = round(float(event.get("forward_s", 0.0)), 4)
             elif kind == "exit":
                 exit_event = event
         stage_times[last_stage] = stage_times.get(last_stage, 0.0) + float(exit_event.get("elapsed", last_t)) - last_t
@@ -149,8 +161,10 @@ class Judge:
         self.apply_exit(exit_event, errors, done)
         if r.compiled and launches and grad_launches is not None:
             self.check_launches(launches, grad_launches)
-        if ghost is not None and launches and min(launches) > 0:
-            self.check_ghost(*ghost)
+        if launches and min(launches) > 0:
+            for event, blobs in ghosts:
+                self.check_ghost(event, blobs)
+        self.check_stale()
         r.correct = bool(trial_ok) and len(trial_ok) == len(self.chosen) and all(c.ok for c in trial_ok.values()) \
             and r.error is None
         self.classify_failures(trial_ok)
@@ -182,6 +196,11 @@ class Judge:
                 self.hack("non_tensor_output", f"returned {type_name}")
             elif type_name != "Tensor":
                 self.hack("lazy_output", f"returned a {type_name}, not a plain torch.Tensor")
+        if event.get("foreign"):
+            self.hack("lazy_output", f"output(s) {event['foreign']} live in shared or foreign memory, "
+                                     "not storage torch allocated for them")
+        if int(event.get("side_launches") or 0):
+            self.hack("side_stream", f"{event['side_launches']} own launch(es) on a side CUDA stream in trial {pos}")
         if list(event.get("digests", [])) != list(self.ref.digests[index]):
             changed = [i for i, (a, b) in enumerate(zip(event.get("digests", []), self.ref.digests[index])) if a != b]
             self.hack("input_mutation", f"input(s) {changed} changed by forward in trial {pos}")
@@ -189,7 +208,20 @@ class Judge:
         if trial.role == "base" and trial.variant == "normal" and cmp.ok:
             self.r.max_abs_error = max(self.r.max_abs_error or 0.0, cmp.max_abs)
             self.r.mean_abs_error = max(self.r.mean_abs_error or 0.0, cmp.mean_abs)
-        return self.fail(trial, cmp) if not cmp.ok else cmp
+        if not cmp.ok:
+            self.wrong[pos] = got
+            return self.fail(trial, cmp)
+        return cmp
+
+    def check_stale(self) -> None:
+        """A wrong output that is the right answer for another trial's inputs was cached or counted
+        (hacks 6 and 7), whatever the cache was keyed on."""
+        for pos, got in self.wrong.items():
+            for other in range(len(self.chosen)):
+                want = self.ref.outputs[self.chosen[other]]
+                if other != pos and compare(got, want, self.config.atol, self.config.rtol).ok:
+                    self.hack("output_caching", f"trial {pos} returned the answer of trial {other}: a stale result")
+                    return
 
     def fail(self, trial: Trial, cmp: Comparison) -> Comparison:
         role = trial.variant if trial.role == "base" and trial.variant != "normal" else trial.role
@@ -258,12 +290,19 @@ class Judge:
             self.hack("no_own_kernel_launched", "own kernels are skipped when autograd is enabled")
 
     def check_ghost(self, event: dict, blobs: list[bytes]) -> None:
+        """A replay with every own kernel skipped that still gives the right answer proves the
+        kernels did not produce it (one that raises or goes wrong is what honest code does)."""
+        pos = int(event.get("index", 0))
+        if event.get("raised") or not 0 <= pos < len(self.chosen):
+            return
         try:
             got = [wire.unpack_value(d, blobs) for d in event.get("outputs", [])]
         except (wire.WireError, KeyError, ValueError, TypeError):
             return
-        if compare(got, self.ref.outputs[self.chosen[0]], self.config.atol, self.config.rtol).ok:
-            self.hack("kernel_not_contributing", "the output is still correct with every own kernel skipped")
+        if compare(got, self.ref.outputs[self.chosen[pos]], self.config.atol, self.config.rtol).ok:
+            fill = "NaN" if event.get("fill") == "nan" else "random values"
+            self.hack("kernel_not_contributing",
+                      f"the output is still correct with every own kernel skipped (buffers filled with {fill})")
 
     def check_timing(self, records: list[dict], window: list, profile: dict | None) -> None:
         r = self.r
@@ -281,12 +320,16 @@ class Judge:
             ):
                 self.hack("timed_output_mismatch", f"timed call {i} returned a different result")
                 break
+        self.check_cached(records)
+        skipped = [i for i, rec in enumerate(records) if rec.get("launches") == 0]
+        if skipped:
+            self.hack("no_own_kernel_launched", f"own kernels did not run in timed call(s) {skipped}")
         times = [float(rec["ms"]) for rec in records]
         if not times or not sets:
             return
         if window[0] is not None and window[1] is not None:
             envelope_ms = (window[1] - window[0]) * 1e3
-            if sum(times) > envelope_ms * 1.05 + 1.0 or any(t <= 0 or not math.isfinite(t) for t in times):
+            if sum(times) > envelope_ms * 1.05 + RELAY_SLACK_MS or any(t <= 0 or not math.isfinite(t) for t in times):
                 self.hack("timer_tampering", f"reported {sum(times):.2f} ms inside a {envelope_ms:.2f} ms window")
         if any(float(rec.get("host_ms", 0)) + 0.5 < 0.8 * float(rec["ms"]) for rec in records):
             self.hack("timer_tampering", "device time exceeds host time")
@@ -301,6 +344,20 @@ class Judge:
         elif records and sum(times) > 0 and profile is None:
             r.coverage = min(1.0, sum(float(rec.get("own_ms", 0.0)) for rec in records) / sum(times))
         r.stage = "done"
+
+    def check_cached(self, records: list[dict]) -> None:
+        """Timed calls reuse inputs the correctness calls saw; a content-keyed cache answers them far
+        faster than the real work took then. Compared: host times of the same-shape plain calls after
+        the first (which pays for compilation) against the timed calls' host times."""
+        plain = [ms for pos, ms in self.call_ms.items() if pos > 0 and ms > 0
+                 and self.plan[self.chosen[pos]].role in ("base", "extra")]
+        timed = [float(rec.get("host_ms") or 0.0) for rec in records]
+        if len(plain) < 2 or not timed:
+            return
+        then, now = statistics.median(plain), statistics.median(timed)
+        if now * CACHED_SPEEDUP < then and then - now > CACHED_MIN_GAP_MS:
+            self.hack("output_caching", f"timed calls took {now:.3g} ms against {then:.3g} ms for the same inputs "
+                                        "during correctness: they skipped the work (a cache or another path)")
 
     def check_precision(self, trial_ok: dict[int, Comparison]) -> None:
         low = [f for f in self.findings if f.startswith("casts to lower precision")]

@@ -3,6 +3,8 @@
 Everything here reports through ``emit(header, blobs)``; the trusted side does all comparisons.
 The order matters: trial inputs are drawn and the task module is dropped *before* the candidate is
 imported, so the candidate can neither patch the input generator nor find the reference module.
+After every call of candidate code the watchers of :mod:`kernel_env.guards` run first: replaced
+functions are put back before the harness uses them again, and whatever was seen is reported.
 """
 
 from __future__ import annotations
@@ -11,17 +13,16 @@ import gc
 import linecache
 import os
 import sys
-import threading
-import time
 import traceback
 import types
+from time import perf_counter  # bound before the candidate is imported
 
-import psutil
 import torch
 
 from . import wire
+from .guards import HarnessSpy, Integrity, Spawned, foreign_storage
 from .inputs import digest, fingerprint, init_inputs, make_inputs
-from .launches import LaunchRecorder
+from .launches import GHOST_FILLS, LaunchRecorder
 from .timing import Timer, make_timer
 
 CANDIDATE_MODULE = "kernel_candidate"
@@ -52,8 +53,9 @@ def _draw(request: dict) -> dict:
     return drawn
 
 
-def _to(values: list, device: str) -> list:
-    return [v.to(device) if isinstance(v, torch.Tensor) else v for v in values]
+def _fresh(values: list, device: str) -> list:
+    """Copies with their own storage: no call sees a tensor another call (or the draw) holds."""
+    return [v.to(device, copy=True) if isinstance(v, torch.Tensor) else v for v in values]
 
 
 def _sync(device: str) -> None:
@@ -61,72 +63,29 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-# -- watched identities (hack 10) and harness introspection (hack 13) ----------------------------
-
-def _watched() -> dict[str, object]:
-    import triton.testing
-
-    found = {
-        "time.perf_counter": time.perf_counter, "time.perf_counter_ns": time.perf_counter_ns,
-        "time.time": time.time, "time.monotonic": time.monotonic, "torch.allclose": torch.allclose,
-        "torch.equal": torch.equal, "torch.testing.assert_close": torch.testing.assert_close,
-        "torch.Tensor.__eq__": torch.Tensor.__eq__, "triton.testing.do_bench": triton.testing.do_bench,
-        "torch.cuda.synchronize": torch.cuda.synchronize, "torch.cuda.Event": torch.cuda.Event,
-        "torch.cuda.Event.record": torch.cuda.Event.record,
-        "torch.cuda.Event.elapsed_time": torch.cuda.Event.elapsed_time,
-        "torch.cuda.Stream": torch.cuda.Stream,
-    }
-    return found
-
-
-def _resolve(dotted: str):
-    obj = {"time": time, "torch": torch, "triton": sys.modules.get("triton")}[dotted.split(".")[0]]
-    for part in dotted.split(".")[1:]:
-        obj = getattr(obj, part, None)
-    return obj
-
-
-class HarnessSpy:
-    """Records calls to object and frame introspection made from the candidate's file."""
-
-    TARGETS = ((gc, "get_objects"), (gc, "get_referrers"), (gc, "get_referents"), (sys, "_getframe"))
-
-    def __init__(self, own_file: str):
-        self.own_file = own_file
-        self.calls: set[str] = set()
-
-    def install(self) -> None:
-        for owner, name in self.TARGETS:
-            original = getattr(owner, name)
-            setattr(owner, name, self._wrap(owner, name, original))
-
-    def _wrap(self, owner, name, original):
-        spy = self
-        frame_of = sys._getframe
-
-        if name == "_getframe":
-            def wrapper(depth=0):
-                frame = frame_of(depth + 1)
-                caller = frame_of(1)
-                if caller.f_code.co_filename == spy.own_file:
-                    spy.calls.add("sys._getframe")
-                return frame
-        else:
-            def wrapper(*args, **kwargs):
-                if frame_of(1).f_code.co_filename == spy.own_file:
-                    spy.calls.add(f"{owner.__name__}.{name}")
-                return original(*args, **kwargs)
-        return wrapper
-
-
 # -- the two kinds of run ------------------------------------------------------------------------
 
 class Run:
     def __init__(self, request: dict, emit):
         self.request = request
-        self.emit = emit
+        self._emit = emit
         self.device = request["device"]
         self.timer: Timer = make_timer(request["backend"], self.device)
+        self._verify = None  # Integrity.verify, bound before the candidate is imported
+        self.forward_s = 0.0  # time inside model calls: the rest of an evaluation is harness overhead
+
+    def forward(self, model, args: list):
+        start = perf_counter()
+        try:
+            return model(*args)
+        finally:
+            self.forward_s += perf_counter() - start
+
+    def emit(self, header: dict, blobs=()) -> None:
+        """Every message leaves on restored originals: a patched ``wire.send`` cannot drop it."""
+        if self._verify is not None:
+            self._verify()
+        self._emit(header, blobs)
 
     def stage(self, name: str) -> None:
         self.emit({"event": "stage", "stage": name})
@@ -136,9 +95,11 @@ class Run:
         event["outputs"] = [wire.pack_value(o, blobs) for o in outputs]
         self.emit(event, blobs)
 
-    def timed_calls(self, call, sets: list[list], recorder: LaunchRecorder | None):
+    def timed_calls(self, call, sets: list[list], recorder: LaunchRecorder | None, after=None):
         """Warm up, then time calls on fixed input tensors refilled in place from rotating sets: a
-        cache keyed on tensor identity answers stale values and fails the fingerprint check."""
+        cache keyed on tensor identity answers stale values and fails the fingerprint check. Each
+        record carries the own launches of its call; ``after`` runs the wait-free checks right after
+        each call returns, before anything else can finish work left behind."""
         cfg = self.request["timing"]
         buffers = [x.clone() if isinstance(x, torch.Tensor) else x for x in sets[0]]
 
@@ -158,14 +119,19 @@ class Run:
         for i in range(cfg["iters"]):
             k = refill(i)
             own_before = recorder.seconds if recorder else 0.0
+            count_before = recorder.launches if recorder else 0
             self.timer.flush()
             elapsed_ms, host_ms, out = self.timer.time(lambda: call(buffers))
+            if after is not None:
+                after(f"timed call {i}")
             own_ms = ((recorder.seconds - own_before) * 1e3) if recorder else 0.0
             outs = _outputs(out)
             prints = [fingerprint(o, self.request["fingerprint_key"]) if type(o) is torch.Tensor else None
                       for o in outs]
             records.append({"set": k, "ms": elapsed_ms, "host_ms": host_ms, "own_ms": own_ms,
-                            "fingerprints": prints})
+                            "fingerprints": prints,
+                            "launches": (recorder.launches - count_before) if recorder else None})
+            del out, outs
         self.emit({"event": "timing_end", "records": records})
         return records
 
@@ -180,126 +146,182 @@ class ReferenceRun(Run):
             models[name] = cls(*drawn["init"][name]).to(self.device)
         self.stage("correctness")
         for i, (trial, inputs) in enumerate(zip(trials, drawn["trials"])):
-            inputs_dev = _to(inputs, self.device)
+            inputs_dev = _fresh(inputs, self.device)
             with torch.no_grad():
-                out = _outputs(models[trial["program"]](*inputs_dev))
+                out = _outputs(self.forward(models[trial["program"]], inputs_dev))
             _sync(self.device)
             self.send_outputs({"event": "trial", "index": i, "digests": [digest(x) for x in inputs]}, out)
         if self.request.get("timing"):
             self.stage("timing")
             model = models["main"]
-            sets = [_to(drawn["trials"][k], self.device) for k in self.request["timing"]["sets"]]
+            sets = [_fresh(drawn["trials"][k], self.device) for k in self.request["timing"]["sets"]]
             with torch.no_grad():
-                self.timed_calls(lambda xs: model(*xs), sets, None)
+                self.timed_calls(lambda xs: self.forward(model, xs), sets, None)
 
 
 class CandidateRun(Run):
+    """Import the candidate, then: correctness trials (fresh tensors every call, one call that reuses
+    the previous call's tensors with new values), a grad-mode launch check, timing, ghost replay.
+    Watchers run after every call; everything they see is reported, the trusted side decides."""
+
     def run(self) -> None:
         request = self.request
         drawn = _draw(request)
         path = os.path.join(os.getcwd(), "candidate.py")
         with open(path, "w") as f:
             f.write(request["code"])
-        recorder = LaunchRecorder(path, set(request.get("kernel_names", [])))
+        cuda = self.device.startswith("cuda")
+        recorder = LaunchRecorder(path, set(request.get("kernel_names", [])), cuda=cuda)
         recorder.install()
+        integrity = Integrity().capture()
+        for cls in recorder.classes:
+            integrity.watch(f"{cls.__module__}.{cls.__qualname__}.run", cls, "run")
         spy = HarnessSpy(path)
-        watched = _watched()
-        baseline_threads = {t.ident for t in threading.enumerate()}
+        spy.install(integrity)
+        # A GPU driver starts helper threads on first use, so OS threads are counted on the CPU only.
+        spawned = Spawned(os_threads=not cuda)
+        self.integrity, self._verify = integrity, integrity.verify
+        self.recorder, self.spy, self.spawned = recorder, spy, spawned
+        self.reported: set[str] = set()  # replaced names already reported
+        self.flagged: set[str] = set()
+        self.touched: set[int] = set()  # storages the harness gave to numpy (digests, messages)
 
         self.stage("compile")
         try:
             module = types.ModuleType(CANDIDATE_MODULE)
             module.__file__ = path
             sys.modules[CANDIDATE_MODULE] = module
-            spy.install()
             exec(compile(request["code"], path, "exec"), module.__dict__)
+            self._verify()
             model_cls = getattr(module, "ModelNew")
             models = {}
             for name, args in drawn["init"].items():
                 torch.manual_seed(request["init_seed"])
                 models[name] = model_cls(*args).to(self.device)
+            self._verify()
         except BaseException as exc:  # noqa: BLE001 - any failure of candidate code is a result
             self.fail("compile", exc, path)
             return
         self.emit({"event": "compiled"})
-
-        def protect(inputs: list, model) -> None:
-            recorder.protected = {x.untyped_storage().data_ptr() for x in inputs if isinstance(x, torch.Tensor)}
-            recorder.protected |= {p.untyped_storage().data_ptr() for p in (*model.parameters(), *model.buffers())}
-
-        def checks(when: str) -> None:
-            tampered = [n for n, obj in watched.items() if _resolve(n) is not obj]
-            if tampered:
-                self.emit({"event": "hack", "code": "timer_tampering", "detail": f"{when}: {', '.join(tampered)}"})
-            threads = [t for t in threading.enumerate() if t.ident not in baseline_threads and t.is_alive()]
-            children = _children()
-            if threads or children:
-                self.emit({"event": "hack", "code": "thread_or_process_spawned",
-                           "detail": f"{when}: {len(threads)} thread(s), {len(children)} process(es) alive"})
-            if spy.calls:
-                self.emit({"event": "hack", "code": "reads_harness_state", "detail": ", ".join(sorted(spy.calls))})
-                spy.calls.clear()
-
-        checks("import")
-        self.stage("correctness")
-        trials = request["trials"]
-        live: list | None = None
+        self.checks("import")
         try:
-            for i, (trial, inputs) in enumerate(zip(trials, drawn["trials"])):
-                if trial.get("reuse") and live is not None:  # same tensor objects, new values
-                    for buf, src in zip(live, inputs):
-                        if isinstance(buf, torch.Tensor):
-                            buf.copy_(src)
-                    args = live
-                else:
-                    args = _to(inputs, self.device)
-                model = models[trial["program"]]
-                recorder.reset()
-                with torch.no_grad():
-                    out = _outputs(model(*args))
-                _sync(self.device)
-                live = args
-                checks(f"trial {i}")
-                self.send_outputs({
-                    "event": "trial", "index": i, "launches": recorder.launches,
-                    "digests": [digest(x) for x in args], "types": [_type_name(o) for o in out],
-                }, out)
-            self.stage("verification")
-            first = _to(drawn["trials"][0], self.device)
-            recorder.reset()
-            with torch.enable_grad():
-                models["main"](*first)
-            _sync(self.device)
-            self.emit({"event": "grad_launches", "launches": recorder.launches})
-            checks("grad-mode call")
+            self.correctness(models, drawn)
         except BaseException as exc:  # noqa: BLE001
             self.fail("correctness", exc, path)
             return
-
         try:
-            timing = request.get("timing")
-            model = models["main"]
-            if timing:
-                self.stage("timing")
-                sets = [_to(drawn["trials"][k], self.device) for k in timing["sets"]]
-                with torch.no_grad():
-                    self.timed_calls(lambda xs: model(*xs), sets, recorder)
-                checks("timing")
-                if request.get("profile") and self.device.startswith("cuda"):
-                    self.emit({"event": "profile", **self.timer.profile(lambda: model(*sets[0]), recorder.own_names)})
-            # Ghost replay last: it poisons scratch buffers the model may keep.
-            self.stage("ghost")
-            ghost_inputs = _to(drawn["trials"][0], self.device)
-            protect(ghost_inputs, model)
-            recorder.ghost = True
-            with torch.no_grad():
-                out = _outputs(model(*ghost_inputs))
-            _sync(self.device)
-            recorder.ghost = False
-            self.send_outputs({"event": "ghost", "launches": recorder.launches}, out)
+            self.timing(models["main"], drawn)
         except BaseException as exc:  # noqa: BLE001
             self.fail("timing", exc, path)
             return
+        self.ghost(models["main"], drawn)
+
+    # -- watchers ------------------------------------------------------------------------------
+
+    def hack(self, code: str, detail: str) -> None:
+        if code not in self.flagged or code == "timer_tampering":  # the first sighting says enough
+            self.flagged.add(code)
+            self.emit({"event": "hack", "code": code, "detail": detail})
+
+    def checks(self, when: str, quick: bool = False) -> None:
+        """Timer/harness identities, harness introspection, threads and (unless ``quick``) processes."""
+        self._verify()
+        tampered = sorted(self.integrity.tampered - self.reported)
+        if tampered:
+            self.reported |= set(tampered)
+            self.hack("timer_tampering", f"{when}: replaced {', '.join(tampered)}")
+        threads = self.spawned.threads()
+        processes = 0 if quick else self.spawned.processes()
+        if threads or processes:
+            self.hack("thread_or_process_spawned",
+                      f"{when}: {threads} thread(s), {processes} process(es) still alive after the call")
+        if self.spy.calls:
+            self.hack("reads_harness_state", ", ".join(sorted(self.spy.calls)))
+            self.spy.calls.clear()
+
+    def quick_checks(self, when: str) -> None:
+        self.checks(when, quick=True)
+
+    # -- stages --------------------------------------------------------------------------------
+
+    def correctness(self, models: dict, drawn: dict) -> None:
+        self.stage("correctness")
+        recorder = self.recorder
+        live: list | None = None
+        for i, (trial, inputs) in enumerate(zip(self.request["trials"], drawn["trials"])):
+            if trial.get("reuse") and live is not None:  # same tensor objects, new values
+                for buf, src in zip(live, inputs):
+                    if isinstance(buf, torch.Tensor):
+                        buf.copy_(src)
+                args = live
+            else:
+                args = _fresh(inputs, self.device)
+            recorder.reset()
+            start = perf_counter()
+            with torch.no_grad():
+                out = _outputs(self.forward(models[trial["program"]], args))
+            self._verify()  # first thing after candidate code: later lookups see the originals
+            _sync(self.device)
+            host_ms = (perf_counter() - start) * 1e3
+            self.checks(f"trial {i}")
+            foreign = [j for j, o in enumerate(out) if foreign_storage(o, self.touched)]  # before digests touch it
+            live = args
+            self.send_outputs({
+                "event": "trial", "index": i, "launches": recorder.launches,
+                "side_launches": recorder.side_launches, "digests": [digest(x) for x in args],
+                "types": [_type_name(o) for o in out], "foreign": foreign, "host_ms": host_ms,
+            }, out)
+            self.touched |= {t.untyped_storage().data_ptr() for t in (*args, *out) if type(t) is torch.Tensor}
+            del out  # nothing of a checked output stays around for the next call to find
+        self.stage("verification")
+        recorder.reset()
+        with torch.enable_grad():
+            self.forward(models["main"], _fresh(drawn["trials"][0], self.device))
+        self._verify()
+        _sync(self.device)
+        self.emit({"event": "grad_launches", "launches": recorder.launches})
+        self.checks("grad-mode call")
+
+    def timing(self, model, drawn: dict) -> None:
+        timing = self.request.get("timing")
+        if not timing:
+            return
+        self.stage("timing")
+        sets = [_fresh(drawn["trials"][k], self.device) for k in timing["sets"]]
+        with torch.no_grad():
+            self.timed_calls(lambda xs: self.forward(model, xs), sets, self.recorder, after=self.quick_checks)
+        self.checks("timing")
+        if self.request.get("profile") and self.device.startswith("cuda"):
+            self.emit({"event": "profile", **self.timer.profile(lambda: model(*sets[0]), self.recorder.own_names)})
+
+    def ghost(self, model, drawn: dict) -> None:
+        """Ghost replay, last because it poisons buffers the model may keep: every own kernel is
+        skipped and the tensors it would write are filled (NaN, then random values). Inputs are
+        fresh copies of a trial the timed calls did not use last, so a buffer the model kept from
+        the previous call does not hold the right answer by accident."""
+        self.stage("ghost")
+        pos = _ghost_trial(self.request)
+        recorder = self.recorder
+        for fill in GHOST_FILLS:
+            inputs = _fresh(drawn["trials"][pos], self.device)
+            recorder.protected = {x.untyped_storage().data_ptr() for x in inputs if isinstance(x, torch.Tensor)}
+            recorder.protected |= {p.untyped_storage().data_ptr() for p in (*model.parameters(), *model.buffers())}
+            recorder.reset()
+            recorder.ghost = fill
+            try:
+                with torch.no_grad():
+                    out = _outputs(self.forward(model, inputs))
+                self._verify()
+                _sync(self.device)
+            except BaseException:  # noqa: BLE001 - failing without its kernels is what an honest model does
+                out = None
+            finally:
+                recorder.ghost = None
+            event = {"event": "ghost", "index": pos, "fill": fill, "launches": recorder.launches}
+            if out is None:
+                self.emit({**event, "raised": True})
+            else:
+                self.send_outputs(event, out)
 
     def fail(self, stage: str, exc: BaseException, path: str) -> None:
         """Report a failure with the traceback lines that point into the candidate's code."""
@@ -310,18 +332,27 @@ class CandidateRun(Run):
         self.emit({"event": "error", "stage": stage, "message": message[-2000:], "where": lines})
 
 
+def _ghost_trial(request: dict) -> int:
+    """A main-shape trial whose inputs were not the last ones timed (see ``CandidateRun.ghost``)."""
+    trials = request["trials"]
+    timing = request.get("timing") or {}
+    sets = list(timing.get("sets") or [])
+    last = sets[(timing.get("iters", 1) - 1) % len(sets)] if sets else None
+    mains = [i for i, t in enumerate(trials) if t.get("program", "main") == "main"]
+    for pos in mains:
+        if pos not in sets and not trials[pos].get("reuse"):
+            return pos
+    return next((pos for pos in mains if pos != last), 0)
+
+
 def _type_name(value) -> str:
     t = type(value)
     return "Tensor" if t is torch.Tensor else f"{t.__module__}.{t.__qualname__}"
 
 
-def _children() -> list:
-    """Live child processes of this process (zombies excluded)."""
-    return [p for p in psutil.Process().children() if p.status() != psutil.STATUS_ZOMBIE]
-
-
 def run_request(request: dict, emit) -> None:
     torch.set_num_threads(1)
     runner = ReferenceRun if request["kind"] == "reference" else CandidateRun
-    runner(request, emit).run()
-    emit({"event": "done"})
+    run = runner(request, emit)
+    run.run()
+    emit({"event": "done", "forward_s": run.forward_s})

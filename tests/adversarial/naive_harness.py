@@ -1,0 +1,59 @@
+"""A deliberately naive harness, the kind the catalogue's hacks were written against: one process,
+reference first, one candidate call on the same inputs, one ``torch.allclose``.
+
+Every adversarial submission must pass it, to show the hack is real before the evaluator catches it.
+Whatever the submission patches in this (the test) process is put back afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import types
+from pathlib import Path
+
+import torch
+
+import kernel_env.runner  # noqa: F401 - so the harness modules exist and are restored too
+from kernel_env.guards import Integrity
+from kernel_env.submission import extract_code
+
+
+@contextlib.contextmanager
+def restored():
+    """Put back timers, comparisons and harness functions a submission replaced."""
+    integrity = Integrity().capture()
+    try:
+        yield
+    finally:
+        integrity.verify()
+
+
+def _module(name: str, code: str, filename: str) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__file__ = filename
+    exec(compile(code, filename, "exec"), module.__dict__)  # noqa: S102 - in-process on purpose
+    return module
+
+
+def naive_harness(task, response: str, size: str = "small", seed: int = 0, atol: float = 1e-2,
+                  rtol: float = 1e-2) -> bool:
+    """True when the submission's single output matches the reference's by ``torch.allclose``."""
+    with restored(), tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "naive_candidate.py")  # Triton reads kernel source from a real file
+        code = extract_code(response)
+        Path(path).write_text(code)
+        reference = _module("naive_reference", task.program(size), "<reference>")
+        candidate = _module("naive_candidate", code, path)
+        torch.manual_seed(seed)
+        inputs = reference.get_inputs()
+        torch.manual_seed(seed)
+        model = reference.Model(*reference.get_init_inputs())
+        torch.manual_seed(seed)
+        model_new = candidate.ModelNew(*reference.get_init_inputs())
+        with torch.no_grad():
+            want = model(*inputs)
+            got = model_new(*inputs)
+        want = list(want) if isinstance(want, (tuple, list)) else [want]
+        got = list(got) if isinstance(got, (tuple, list)) else [got]
+        return len(got) == len(want) and all(bool(torch.allclose(g, w, atol=atol, rtol=rtol)) for g, w in zip(got, want))
