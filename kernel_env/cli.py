@@ -82,14 +82,18 @@ def cmd_eval(args) -> int:
 
         task = load_tasks([tasks[args.task]], size=size, strict=True)[0]
         result = evaluator.evaluate(task, response, size=size, config=EvalConfig(strict=args.strict))
+    from kernel_env.rewards import RewardConfig
+
+    reward = RewardConfig.of(args.reward)(result)
     if args.json:
-        print(result.to_json())
+        print(json.dumps({**result.to_dict(), "reward": reward}))
     else:
         print(f"{result.task_id} [{result.backend}, {result.size}] stage={result.stage} compiled={result.compiled} "
               f"correct={result.correct} hacks={result.hacks or '-'}")
         if result.speedup is not None:
             print(f"runtime {result.runtime_ms:.3f} ms  reference {result.ref_runtime_ms:.3f} ms  "
                   f"speedup {result.speedup:.3f}x  coverage {result.coverage:.0%}")
+        print(f"reward ({args.reward}): {reward:.3f}")
         print(result.feedback)
     return 0 if result.clean else 1
 
@@ -241,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", choices=["small", "full"])
     p.add_argument("--isolation", default="auto", choices=["auto", "bwrap", "none"])
     p.add_argument("--strict", action="store_true", help="promote static findings to hack codes")
-    p.add_argument("--json", action="store_true", help="print the EvalResult as one JSON object")
+    p.add_argument("--reward", default="drkernel", help="reward preset for the reported reward")
+    p.add_argument("--json", action="store_true", help="print the EvalResult and its reward as one JSON object")
     p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("play", help="play an episode yourself: paste or pipe one reply per turn",
