@@ -25,7 +25,7 @@ from .judge import Judge, Reference
 from .plan import Trial, candidate_indices, reference_plan, timing_sets
 from .result import EvalResult
 from .sandbox import SandboxProcess, WorkerDied
-from .submission import SubmissionError, parse_submission, strict_codes
+from .submission import SubmissionError, extract_code, parse_submission, strict_codes
 from .timing import DEFAULTS as TIMING_DEFAULTS
 
 BACKENDS = ("auto", "cuda", "interpreter")
@@ -90,6 +90,14 @@ class Evaluator:
         if self._closed:
             raise RuntimeError("the evaluator is closed")
         job = _Job(task, response, size or default_size(self.backend), config or self.config)
+        try:
+            hit = self._cached(self._cache_key(job, extract_code(response)), time.perf_counter())
+        except SubmissionError:
+            hit = None
+        if hit is not None:  # answered here: a thread-pool round trip would cost more than the lookup
+            done: Future = Future()
+            done.set_result(hit)
+            return done
         return self._pool.submit(self._evaluate, job)
 
     def map(self, items, size: str | None = None, config: EvalConfig | None = None) -> list[EvalResult]:
@@ -122,7 +130,10 @@ class Evaluator:
     # -- workers ----------------------------------------------------------------------------------
 
     def _start(self, slot: int) -> SandboxProcess:
-        env = {"CUDA_VISIBLE_DEVICES": str(slot)} if self.backend == "cuda" else {}
+        env = {}
+        if self.backend == "cuda":  # keep the GPUs this process was given (Ray, Slurm, CUDA_VISIBLE_DEVICES=2,3)
+            visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+            env["CUDA_VISIBLE_DEVICES"] = visible[slot % len(visible)] if visible else str(slot)
         proc = SandboxProcess(self.backend, self.isolation, env)
         with self._lock:
             self._started.append(proc)
@@ -220,6 +231,21 @@ class Evaluator:
             raise RuntimeError(f"the task's reference failed: {error or 'missing outputs'}")
         return Reference(outputs=outputs, digests=digests, times_ms=times)
 
+    def _cache_key(self, job: _Job, code: str) -> tuple:
+        code_hash = hashlib.sha256(code.encode()).hexdigest()
+        return (job.task.hash, job.size, code_hash, self.backend, job.config.digest)
+
+    def _cached(self, key: tuple, started: float) -> EvalResult | None:
+        """A copy of a cached result (callers may mutate theirs), stamped as a cache hit."""
+        with self._lock:
+            cached = self._results.get(key)
+            if cached is None:
+                return None
+            self._results.move_to_end(key)
+        hit = EvalResult.from_dict(cached.to_dict())
+        hit.timings = {"total": round(time.perf_counter() - started, 6), "cache_hit": 1.0}
+        return hit
+
     def _evaluate(self, job: _Job) -> EvalResult:
         started = time.perf_counter()
         task, config = job.task, job.config
@@ -232,15 +258,9 @@ class Evaluator:
             result.timings["total"] = round(time.perf_counter() - started, 4)
             return result
         result.findings = list(submission.findings)
-        code_hash = hashlib.sha256(submission.code.encode()).hexdigest()
-        cache_key = (task.hash, job.size, code_hash, self.backend, config.digest)
-        with self._lock:
-            cached = self._results.get(cache_key)
-            if cached is not None:
-                self._results.move_to_end(cache_key)
-        if cached is not None:
-            hit = EvalResult.from_dict(cached.to_dict())
-            hit.timings = {"total": round(time.perf_counter() - started, 6), "cache_hit": 1.0}
+        cache_key = self._cache_key(job, submission.code)
+        hit = self._cached(cache_key, started)
+        if hit is not None:
             return hit
 
         try:
