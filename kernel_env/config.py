@@ -23,8 +23,26 @@ class EvalConfig:
     memory_mb: int = 6144  # resident memory of the candidate process
     max_processes: int = 64
     max_output_mb: int = 16  # stdout/stderr and files written by the candidate
+    max_result_mb: int = 16384  # what the reference run may send back; a candidate gets 2x the reference's
     strict: bool = False  # promote static findings to hack codes
     profile: bool = True  # measure coverage (own-kernel share of time)
+
+    def __post_init__(self):
+        """Limits go to setrlimit and bit shifts in the worker: a wrong type there would fail every
+        evaluation (and look like the candidate's fault), so it fails here instead."""
+        for name in ("trials", "extra_trials", "seed", "cpu_time_s", "memory_mb", "max_processes", "max_output_mb",
+                     "max_result_mb"):
+            value = getattr(self, name)
+            if type(value) is not int or value < (0 if name in ("extra_trials", "seed") else 1):
+                raise ValueError(f"EvalConfig.{name} must be a positive integer, not {value!r}")
+        for name in ("atol", "rtol", "timeout_s"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"EvalConfig.{name} must be a non-negative number, not {value!r}")
+        for name in ("warmup", "iters"):
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int or value < (0 if name == "warmup" else 1)):
+                raise ValueError(f"EvalConfig.{name} must be None or a positive integer, not {value!r}")
 
     def with_(self, **changes) -> "EvalConfig":
         return replace(self, **changes)

@@ -164,10 +164,11 @@ class Evaluator:
 
     # -- the pipeline -----------------------------------------------------------------------------
 
-    def _limits(self, config: EvalConfig) -> dict:
+    def _limits(self, config: EvalConfig, result_mb: int | None = None) -> dict:
         return {
             "timeout_s": config.timeout_s, "cpu_time_s": config.cpu_time_s, "memory_mb": config.memory_mb,
             "max_processes": config.max_processes, "max_output_mb": config.max_output_mb,
+            "max_result_mb": result_mb or config.max_result_mb,
         }
 
     def _timing(self, config: EvalConfig, sets: list[int]) -> dict:
@@ -276,11 +277,14 @@ class Evaluator:
         key = secrets.randbits(31)
         program, alt = self._programs(task, job.size)
         timing = self._timing(config, [chosen.index(i) for i in timing_sets(plan) if i in chosen])
+        # a candidate sends about what the reference sent (outputs per trial, ghost replays): twice
+        # that, plus room for messages, bounds what it can make the trusted side hold in memory
+        result_mb = 2 * (reference.nbytes >> 20) + 64
         request = {
             "kind": "candidate", "backend": self.backend, "device": self._device(), "program": program,
             "alt_program": alt, "code": submission.code, "kernel_names": submission.kernels,
             "trials": [plan[i].to_dict() for i in chosen], "init_seed": config.seed,
-            "timing": timing if timing["sets"] else None, "limits": self._limits(config),
+            "timing": timing if timing["sets"] else None, "limits": self._limits(config, result_mb),
             "fingerprint_key": key, "profile": config.profile,
         }
         t0 = time.perf_counter()
@@ -288,14 +292,19 @@ class Evaluator:
         result.timings["sandbox"] = round(time.perf_counter() - t0, 4)
         result.stage = "compile"
         judge = Judge(result, plan, chosen, reference, config, key, submission.findings)
-        result = judge.verdict(events)
+        try:
+            result = judge.verdict(events)
+        except Exception as exc:  # only a forged or corrupted report gets here: never raise into an RL loop
+            result.correct, result.speedup, result.runtime_ms, result.coverage = False, None, None, None
+            result.error = f"the sandbox sent a malformed report ({type(exc).__name__}: {exc})"
+            result.hacks = sorted({*result.hacks, "sandbox_violation"})
         if config.strict:
             result.hacks = sorted(set(result.hacks) | strict_codes(submission.findings))
         result.feedback = feedback(result)
         result.timings["total"] = round(time.perf_counter() - started, 4)
         if not any(e.get("worker_died") for e, _ in events):
             with self._lock:
-                self._results[cache_key] = result
+                self._results[cache_key] = EvalResult.from_dict(result.to_dict())  # callers may mutate theirs
                 while len(self._results) > self._cache_size:
                     self._results.popitem(last=False)
         return result
@@ -310,6 +319,8 @@ def default_evaluator(backend: str = "auto") -> Evaluator:
     global _default
     with _default_lock:
         if _default is None or _default._closed or _default.backend != resolve_backend(backend):
+            if _default is not None:
+                _default.close()  # a pool for another backend: its workers would linger otherwise
             _default = Evaluator(backend=backend)
         return _default
 

@@ -68,6 +68,7 @@ def fingerprints_close(got: list[float], want: list[float], atol: float, rtol: f
     if len(got) != len(want):
         return False
     (gs, ga, *gv), (ws, wa, *wv) = got, want
-    if abs(gs - ws) > n * atol + rtol * wa or abs(ga - wa) > n * atol + rtol * wa:
+    tol = n * atol + rtol * wa
+    if not (abs(gs - ws) <= tol and abs(ga - wa) <= tol):  # written so that NaN fails
         return False
     return all(abs(g - w) <= atol + rtol * abs(w) for g, w in zip(gv, wv))

@@ -17,7 +17,7 @@ from . import wire
 from .config import EvalConfig
 from .inputs import fingerprint, fingerprints_close
 from .plan import Trial
-from .result import EvalResult
+from .result import STAGES, EvalResult
 
 #: Error relative to the output's scale above which a float32 result looks computed in bfloat16
 #: (whose rounding alone gives 2e-3 to 4e-3); float32 gives ~1e-6, tf32 and float16 rounding stay below.
@@ -44,6 +44,10 @@ class Reference:
     outputs: list[list[torch.Tensor]]
     digests: list[list[str]]
     times_ms: list[float] = field(default_factory=list)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(o.numel() * o.element_size() for outs in self.outputs for o in outs if isinstance(o, torch.Tensor))
 
     @property
     def runtime_ms(self) -> float | None:
@@ -131,8 +135,8 @@ class Judge:
                 r.compiled = True
             elif kind == "trial":
                 pos = int(event["index"])
-                if not 0 <= pos < len(self.chosen):
-                    continue
+                if not 0 <= pos < len(self.chosen) or pos in trial_ok:
+                    raise ValueError(f"trial report {pos} out of range or repeated")
                 trial_ok[pos] = self.check_trial(pos, event, blobs)
                 self.call_ms[pos] = float(event.get("host_ms") or 0.0)
                 launches.append(int(event.get("launches", 0)))
@@ -158,7 +162,7 @@ class Judge:
         stage_times[last_stage] = stage_times.get(last_stage, 0.0) + float(exit_event.get("elapsed", last_t)) - last_t
         r.timings.update({f"sandbox_{k}": round(v, 4) for k, v in stage_times.items()})
 
-        self.apply_exit(exit_event, errors, done)
+        self.apply_exit(exit_event, errors, done, last_stage)
         if r.compiled and launches and grad_launches is not None:
             self.check_launches(launches, grad_launches)
         if launches and min(launches) > 0:
@@ -241,45 +245,47 @@ class Judge:
             if code:
                 self.hack(code, f"{ROLE_WORDS[role]}: {why}")
 
-    def apply_exit(self, exit_event: dict, errors: list[dict], done: bool) -> None:
+    def apply_exit(self, exit_event: dict, errors: list[dict], done: bool, stage: str) -> None:
+        """Say how the run ended. What the worker saw (limits, a killed worker) comes first: an error
+        message from the candidate's process cannot hide a flood or a fork bomb."""
         r = self.r
+        stage = {"ghost": "verification"}.get(stage, stage)
         killed = exit_event.get("killed_for")
         signal_name = exit_event.get("signal")
-        if errors:
+        limits = {
+            "timeout": (f"timed out after {self.config.timeout_s:.0f}s (infinite loop or far too slow)", None),
+            "memory": (f"exceeded the memory limit of {self.config.memory_mb} MB", None),
+            "processes": (f"started more than {self.config.max_processes} processes", "fork bomb: process limit"),
+            "result": ("returned more data than the result limit", "result flood"),
+            "protocol": ("sent a message only the harness may send", "forged a harness message"),
+        }
+        if killed in limits:
+            r.error, violation = limits[killed]
+        elif exit_event.get("worker_died"):
+            r.error, violation = "the sandboxed worker was killed during the evaluation", "killed its worker process"
+        elif signal_name == "SIGXFSZ":
+            r.error, violation = f"wrote more than {self.config.max_output_mb} MB of output", "output flood"
+        elif errors:
             err = errors[0]
-            where = "\n".join(err.get("where", []))
+            where = "\n".join(str(w) for w in err.get("where", []))
             r.error = f"{err.get('message', 'error')}" + (f"\n{where}" if where else "")
             r.stage = {"compile": "compile", "correctness": "correctness"}.get(err.get("stage"), "verification")
             return
-        if killed == "timeout":
-            r.error = f"timed out after {self.config.timeout_s:.0f}s (infinite loop or far too slow)"
-        elif killed == "memory":
-            r.error = f"exceeded the memory limit of {self.config.memory_mb} MB"
-        elif killed == "processes":
-            r.error = f"started more than {self.config.max_processes} processes"
-            self.hack("sandbox_violation", "fork bomb: process limit")
-        elif killed == "result":
-            r.error = "returned more data than the result limit"
-            self.hack("sandbox_violation", "result flood")
-        elif exit_event.get("worker_died"):
-            r.error = "the sandboxed worker was killed during the evaluation"
-            self.hack("sandbox_violation", "killed its worker process")
-        elif signal_name == "SIGXFSZ":
-            r.error = f"wrote more than {self.config.max_output_mb} MB of output"
-            self.hack("sandbox_violation", "output flood")
         elif signal_name == "SIGXCPU":
-            r.error = f"exceeded the CPU-time limit of {self.config.cpu_time_s}s"
+            r.error, violation = f"exceeded the CPU-time limit of {self.config.cpu_time_s}s", None
         elif signal_name:
-            r.error = f"crashed with {signal_name}"
+            r.error, violation = f"crashed with {signal_name}", None
         elif not done:
-            r.error = f"exited early (exit code {exit_event.get('exit_code')}) before the evaluation finished"
+            r.error, violation = f"exited early (exit code {exit_event.get('exit_code')}) before the evaluation finished", None
         else:
             r.stage = "done"
             return
+        if violation:
+            self.hack("sandbox_violation", violation)
         tail = (exit_event.get("log_tail") or "").strip()
-        if tail and killed != "result":
+        if tail and killed not in ("result", "protocol"):
             r.error += "\n" + "\n".join(tail.splitlines()[-8:])
-        r.stage = "compile" if not r.compiled else r.stage if r.stage != "parse" else "correctness"
+        r.stage = stage if r.compiled and stage in STAGES else "compile"
 
     def check_launches(self, launches: list[int], grad_launches: int) -> None:
         if max(launches) == 0:

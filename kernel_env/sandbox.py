@@ -7,6 +7,7 @@ subprocess with rlimits and a loud warning: file-system and network isolation ar
 
 from __future__ import annotations
 
+import functools
 import glob
 import logging
 import os
@@ -51,8 +52,9 @@ def bwrap_command(backend: str) -> list[str]:
     return cmd
 
 
+@functools.lru_cache(maxsize=1)
 def bwrap_works() -> bool:
-    """bubblewrap can be installed yet unusable (no user namespaces): try it once."""
+    """bubblewrap can be installed yet unusable (no user namespaces): try it once per process."""
     if shutil.which("bwrap") is None:
         return False
     probe = bwrap_command("interpreter") + ["--", "/bin/true"]
@@ -85,9 +87,14 @@ class SandboxProcess:
             )
         full_env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", **(env or {})}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=full_env)
-        self.ready = self._read(time.monotonic() + READY_TIMEOUT_S)[0]
-        if self.ready.get("event") != "ready":
-            raise WorkerDied(f"worker sent {self.ready!r} instead of ready")
+        self._requests = 0
+        try:
+            self.ready = self._read(time.monotonic() + READY_TIMEOUT_S)[0]
+            if self.ready.get("event") != "ready":
+                raise WorkerDied(f"worker sent {self.ready!r} instead of ready")
+        except BaseException:
+            self.close()
+            raise
         self.versions = self.ready.get("versions", {})
 
     @property
@@ -105,7 +112,10 @@ class SandboxProcess:
             raise WorkerDied(f"worker channel broke: {exc}") from exc
 
     def request(self, header: dict, timeout_s: float):
-        """Yield (event, blobs) until the worker's ``exit`` event; raises WorkerDied on silence."""
+        """Yield (event, blobs) until the worker's ``exit`` event; raises WorkerDied on silence or on a
+        frame of another request (the worker must then be replaced: its stream cannot be trusted)."""
+        self._requests += 1
+        header = {**header, "id": self._requests}
         try:
             wire.send(self.proc.stdin.fileno(), header)
         except OSError as exc:
@@ -113,6 +123,8 @@ class SandboxProcess:
         deadline = time.monotonic() + timeout_s + 30.0  # the worker enforces timeout_s itself
         while True:
             event, blobs = self._read(deadline)
+            if event.get("id") != header["id"]:
+                raise WorkerDied(f"frame for request {event.get('id')!r} during request {header['id']}")
             yield event, blobs
             if event.get("event") == "exit":
                 return

@@ -16,6 +16,8 @@ import torch
 _HEAD = struct.Struct("<II")  # header length, number of blobs
 _LEN = struct.Struct("<Q")
 MAX_MESSAGE_BYTES = 1 << 33  # 8 GiB: larger than any sane output, small enough to refuse a bomb
+MAX_HEADER_BYTES = 1 << 26
+MAX_BLOBS = 1 << 16
 
 
 class WireError(RuntimeError):
@@ -47,14 +49,25 @@ def send(fd: int, header: dict, blobs: list[bytes] = ()) -> None:
     _write_all(fd, b"".join(parts))
 
 
+def _check_sizes(head_len: int, n_blobs: int) -> None:
+    if head_len > MAX_HEADER_BYTES or n_blobs > MAX_BLOBS:
+        raise WireError("message header too large")
+
+
+def _header(raw: bytes) -> dict:
+    try:
+        header = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise WireError(f"malformed header: {exc}") from exc
+    if not isinstance(header, dict):
+        raise WireError("header is not an object")
+    return header
+
+
 def recv(fd: int, limit: int = MAX_MESSAGE_BYTES) -> tuple[dict, list[bytes]]:
     head_len, n_blobs = _HEAD.unpack(_read_exact(fd, _HEAD.size))
-    if head_len > 1 << 26 or n_blobs > 1 << 16:
-        raise WireError("message header too large")
-    try:
-        header = json.loads(_read_exact(fd, head_len))
-    except ValueError as exc:
-        raise WireError(f"malformed header: {exc}") from exc
+    _check_sizes(head_len, n_blobs)
+    header = _header(_read_exact(fd, head_len))
     blobs, total = [], 0
     for _ in range(n_blobs):
         (size,) = _LEN.unpack(_read_exact(fd, _LEN.size))
@@ -62,9 +75,43 @@ def recv(fd: int, limit: int = MAX_MESSAGE_BYTES) -> tuple[dict, list[bytes]]:
         if total > limit:
             raise WireError(f"message exceeds {limit} bytes")
         blobs.append(_read_exact(fd, size))
-    if not isinstance(header, dict):
-        raise WireError("header is not an object")
     return header, blobs
+
+
+class FrameBuffer:
+    """Incremental parsing of frames from a non-blocking pipe, with a cap on the total bytes: the
+    sandboxed worker reads its child (candidate code) through this."""
+
+    def __init__(self, limit: int):
+        self.buf = bytearray()
+        self.limit = limit
+        self.total = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if self.total > self.limit:
+            raise WireError(f"more than {self.limit} bytes of results")
+        self.buf += chunk
+
+    def frames(self):
+        """Yield complete (header, blobs) frames; raises WireError on a malformed one."""
+        while len(self.buf) >= _HEAD.size:
+            head_len, n_blobs = _HEAD.unpack_from(self.buf)
+            _check_sizes(head_len, n_blobs)
+            pos, blobs = _HEAD.size + head_len, []
+            if len(self.buf) < pos:
+                return
+            for _ in range(n_blobs):
+                if len(self.buf) < pos + _LEN.size:
+                    return
+                (size,) = _LEN.unpack_from(self.buf, pos)
+                if len(self.buf) < pos + _LEN.size + size:
+                    return
+                blobs.append(bytes(self.buf[pos + _LEN.size:pos + _LEN.size + size]))
+                pos += _LEN.size + size
+            header = _header(bytes(self.buf[_HEAD.size:_HEAD.size + head_len]))
+            del self.buf[:pos]
+            yield header, blobs
 
 
 # -- tensors -------------------------------------------------------------------------------------
@@ -93,13 +140,22 @@ def pack_value(value, blobs: list[bytes]):
 
 
 def unpack_value(desc: dict, blobs: list[bytes]):
+    """Rebuild a value; anything malformed raises WireError (the sender may be hostile)."""
+    if not isinstance(desc, dict):
+        raise WireError("value description is not an object")
     kind = desc.get("kind")
     if kind == "tensor":
-        dtype = _DTYPES.get(desc["dtype"])
-        shape = [int(s) for s in desc["shape"]]
-        raw = blobs[int(desc["blob"])]
+        try:
+            dtype = _DTYPES.get(desc["dtype"])
+            shape = [int(s) for s in desc["shape"]]
+            index = int(desc["blob"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WireError(f"malformed tensor description: {exc}") from exc
         if dtype is None:
             raise WireError(f"unknown dtype {desc['dtype']!r}")
+        if any(d < 0 for d in shape) or not 0 <= index < len(blobs):
+            raise WireError("tensor description out of range")
+        raw = blobs[index]
         count = 1
         for s in shape:
             count *= s
@@ -111,7 +167,10 @@ def unpack_value(desc: dict, blobs: list[bytes]):
     if kind == "scalar":
         return desc.get("value")
     if kind == "seq":
-        return [unpack_value(d, blobs) for d in desc["items"]]
+        items = desc.get("items")
+        if not isinstance(items, list):
+            raise WireError("malformed sequence")
+        return [unpack_value(d, blobs) for d in items]
     return Unsupported(str(desc.get("type")))
 
 

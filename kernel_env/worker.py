@@ -21,6 +21,7 @@ import signal
 import sys
 import time
 
+from . import wire
 from .config import library_versions
 
 _PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 1, 4, 36
@@ -43,43 +44,10 @@ def in_own_pid_namespace() -> bool:
         return False
 
 
-class FrameReader:
-    """Incremental parser for :mod:`kernel_env.wire` frames arriving on a non-blocking pipe."""
-
-    def __init__(self, limit: int):
-        self.buf = bytearray()
-        self.limit = limit
-        self.total = 0
-
-    def feed(self, chunk: bytes) -> None:
-        self.total += len(chunk)
-        if self.total > self.limit:
-            raise OverflowError("result size limit")
-        self.buf += chunk
-
-    def frames(self):
-        from .wire import _HEAD, _LEN
-
-        import json
-
-        while True:
-            if len(self.buf) < _HEAD.size:
-                return
-            head_len, n_blobs = _HEAD.unpack_from(self.buf)
-            pos, blobs = _HEAD.size + head_len, []
-            if len(self.buf) < pos:
-                return
-            header = json.loads(bytes(self.buf[_HEAD.size:pos]))
-            for _ in range(n_blobs):
-                if len(self.buf) < pos + _LEN.size:
-                    return
-                (size,) = _LEN.unpack_from(self.buf, pos)
-                if len(self.buf) < pos + _LEN.size + size:
-                    return
-                blobs.append(bytes(self.buf[pos + _LEN.size:pos + _LEN.size + size]))
-                pos += _LEN.size + size
-            del self.buf[:pos]
-            yield header, blobs
+#: What a child may say. "ready" and "exit" belong to the worker itself: a child that sends them (or
+#: anything else) is trying to speak for the worker, and is killed for it.
+CHILD_EVENTS = frozenset({"stage", "compiled", "trial", "grad_launches", "hack", "timing_begin", "timing_end",
+                          "profile", "ghost", "error", "done"})
 
 
 class Worker:
@@ -91,19 +59,16 @@ class Worker:
         self.proto_out = os.dup(1)
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
+        os.close(devnull)
         os.dup2(2, 1)  # stray prints from libraries must not corrupt the protocol
         self.counter = 0
         # what the private /tmp and /dev/shm hold before any evaluation (e.g. re-bound venv paths)
         self.baseline = {r: set(os.listdir(r)) for r in (scratch_root, "/dev/shm") if sandboxed and os.path.isdir(r)}
 
     def send(self, header: dict, blobs=()) -> None:
-        from . import wire
-
         wire.send(self.proto_out, header, list(blobs))
 
     def serve(self) -> None:
-        from . import wire
-
         self.send({"event": "ready", "pid": os.getpid(), "sandboxed": self.sandboxed, "versions": library_versions()})
         while True:
             try:
@@ -129,14 +94,15 @@ class Worker:
         os.close(read_fd)
         self.clean_up(scratch)
         log_tail = outcome.pop("log_tail", "")
-        self.send({"event": "exit", "elapsed": time.monotonic() - started, "log_tail": log_tail, **outcome})
+        self.send({"event": "exit", "id": request.get("id"), "elapsed": time.monotonic() - started,
+                   "log_tail": log_tail, **outcome})
 
     def supervise(self, pid: int, fd: int, request: dict, started: float) -> dict:
         import psutil
 
         limits = request["limits"]
         deadline = started + limits["timeout_s"]
-        reader = FrameReader(limit=limits.get("max_result_bytes", 1 << 33))
+        reader = wire.FrameBuffer(limit=limits["max_result_mb"] << 20)
         os.set_blocking(fd, False)
         me = psutil.Process()
         status, killed_for, eof = None, None, False
@@ -149,7 +115,7 @@ class Worker:
             if not eof:
                 ready, _, _ = select.select([fd], [], [], POLL_S)
                 if ready:
-                    eof, killed_for = self.relay(fd, reader, started)
+                    eof, killed_for = self.relay(fd, reader, started, request.get("id"))
                     if killed_for:
                         break
             else:
@@ -168,7 +134,7 @@ class Worker:
             if done:
                 status = raw
         while killed_for is None and not eof:  # drain what the child wrote before it exited
-            eof, killed_for = self.relay(fd, reader, started)
+            eof, killed_for = self.relay(fd, reader, started, request.get("id"))
             if not eof and not select.select([fd], [], [], 0)[0]:
                 break
         self.kill_all(me)
@@ -184,8 +150,9 @@ class Worker:
             outcome["exit_code"] = os.WEXITSTATUS(status)
         return outcome
 
-    def relay(self, fd: int, reader: FrameReader, started: float) -> tuple[bool, str | None]:
-        """Forward complete frames, stamped with our clock. Returns (end of stream, kill reason)."""
+    def relay(self, fd: int, reader, started: float, request_id) -> tuple[bool, str | None]:
+        """Forward complete frames, stamped with our clock and the request's id. Returns (end of
+        stream, kill reason): too many bytes ("result") or a frame no child may send ("protocol")."""
         try:
             chunk = os.read(fd, 1 << 20)
         except BlockingIOError:
@@ -195,10 +162,12 @@ class Worker:
         try:
             reader.feed(chunk)
             for header, blobs in reader.frames():
-                header["t"] = time.monotonic() - started
+                if header.get("event") not in CHILD_EVENTS:
+                    return False, "protocol"
+                header.update(t=time.monotonic() - started, id=request_id)
                 self.send(header, blobs)
-        except (OverflowError, ValueError):
-            return False, "result"
+        except wire.WireError as exc:
+            return False, "result" if "bytes of results" in str(exc) else "protocol"
         return False, None
 
     def kill_all(self, me) -> None:
@@ -301,7 +270,6 @@ def _child(request: dict, fd: int, scratch: str, worker: Worker) -> None:
             resource.setrlimit(resource.RLIMIT_AS, ((limits["memory_mb"] + 4096) << 20,) * 2)
         if os.getuid() != 0:  # the kernel exempts root from RLIMIT_NPROC; the worker counts instead
             resource.setrlimit(resource.RLIMIT_NPROC, (limits["max_processes"] + _user_processes(),) * 2)
-        from . import wire
         from .runner import run_request
 
         def emit(header: dict, blobs=()) -> None:
@@ -311,8 +279,6 @@ def _child(request: dict, fd: int, scratch: str, worker: Worker) -> None:
     except BaseException as exc:  # noqa: BLE001 - report harness failures instead of dying silently
         code = 3
         try:
-            from . import wire
-
             wire.send(fd, {"event": "error", "stage": "harness", "message": f"{type(exc).__name__}: {exc}"})
         except Exception:
             pass

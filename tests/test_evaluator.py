@@ -80,13 +80,24 @@ def test_submit_returns_futures_that_run_in_parallel(evaluator, bundled):
 
 
 def test_module_level_evaluate_uses_a_shared_pool(relu):
-    r = evaluate(relu, relu.solution, backend="interpreter")
-    assert r.clean
+    from kernel_env.evaluator import default_evaluator
+
+    assert evaluate(relu, tagged(relu.solution, "shared 1"), backend="interpreter").clean
+    pool, pids = default_evaluator("interpreter"), default_evaluator("interpreter").worker_pids()
+    assert evaluate(relu, tagged(relu.solution, "shared 2"), backend="interpreter").clean
+    assert default_evaluator("interpreter") is pool and set(pids) <= set(pool.worker_pids()) and pids
 
 
 def test_tolerance_is_configurable(evaluator, relu):
     loose = evaluator.evaluate(relu, relu_model("return relu(x) + 0.05"), config=EvalConfig(atol=0.1, rtol=0.0))
     assert loose.correct and loose.max_abs_error == pytest.approx(0.05, abs=1e-6)
+
+
+def test_config_rejects_limits_that_would_fail_in_the_worker():
+    with pytest.raises(ValueError, match="memory_mb must be a positive integer"):
+        EvalConfig(memory_mb=2048.0)
+    with pytest.raises(ValueError, match="atol"):
+        EvalConfig(atol=-1)
 
 
 def test_bad_arguments_are_clear():

@@ -82,7 +82,7 @@ def test_os_exit_at_import(hostile_evaluator, relu):
 
 def test_infinite_loop_in_forward(hostile_evaluator, relu):
     r = run_hostile(hostile_evaluator, relu, relu_model("while True:\n    pass"))
-    assert not r.correct and "timed out" in r.error
+    assert not r.correct and "timed out" in r.error and r.stage == "correctness"
 
 
 def test_infinite_loop_in_a_kernel(hostile_evaluator, relu):
@@ -199,8 +199,33 @@ def test_flooding_stdout(hostile_evaluator, relu):
 
 
 def test_flooding_the_result_channel(hostile_evaluator, relu):
-    r = run_hostile(hostile_evaluator, relu, relu_model("return [relu(x)] * 100000"))
-    assert not r.correct
+    r = run_hostile(hostile_evaluator, relu, relu_model("return [relu(x)] * 300"))
+    assert not r.correct and "result limit" in r.error and "sandbox_violation" in r.hacks
+
+
+FORGE = """import os
+from kernel_env import wire
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        if os.readlink(f"/proc/self/fd/{{fd}}").startswith("pipe:"):
+            wire.send(int(fd), {frame!r})
+    except OSError:
+        pass
+return relu(x)"""
+
+
+def test_forging_the_workers_exit_message(hostile_evaluator, relu):
+    """A child that speaks for the worker is killed; the pool's stream stays in step (the next
+    evaluation in run_hostile gets its own result, not this one's leftovers)."""
+    frame = {"event": "exit", "elapsed": 0.1, "exit_code": 0, "log_tail": ""}
+    r = run_hostile(hostile_evaluator, relu, relu_model(FORGE.format(frame=frame)))
+    assert not r.correct and "sandbox_violation" in r.hacks and "only the harness may send" in r.error
+
+
+def test_forging_trial_reports(hostile_evaluator, relu):
+    frame = {"event": "trial", "index": 0, "launches": 1, "digests": [], "types": ["Tensor"], "outputs": []}
+    r = run_hostile(hostile_evaluator, relu, relu_model(FORGE.format(frame=frame)))
+    assert not r.correct and "sandbox_violation" in r.hacks and "malformed report" in r.error
 
 
 @pytest.mark.parametrize("response, stage, words", [
