@@ -187,8 +187,9 @@ def cmd_solve(args) -> int:
 
 def _fast(result: dict, p: float) -> bool:
     """KernelBench's fast_p: correct, free of hacks, and (p > 0) a speedup above p; fast_0 is correctness."""
-    clean = result["correct"] and not result["hacks"]
-    return bool(clean and (p <= 0 or (result["speedup"] or 0.0) > p))
+    from kernel_env.bench import is_fast
+
+    return is_fast(result["correct"] and not result["hacks"], result["speedup"], p)
 
 
 def cmd_eval(args) -> int:

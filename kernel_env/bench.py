@@ -123,8 +123,12 @@ def fast_p(rows: Sequence[dict], p: float) -> float:
     """Share of rows that are clean and faster than p x the reference (p = 0: clean at all)."""
     if not rows:
         return 0.0
-    hits = sum(1 for r in rows if r["clean"] and (p == 0 or (r["speedup"] is not None and r["speedup"] > p)))
-    return hits / len(rows)
+    return sum(1 for r in rows if is_fast(r["clean"], r["speedup"], p)) / len(rows)
+
+
+def is_fast(clean: bool, speedup: float | None, p: float) -> bool:
+    """KernelBench's fast_p for one result: clean and (p > 0) faster than p x the reference."""
+    return bool(clean and (p <= 0 or (speedup is not None and speedup > p)))
 
 
 def summarize(rows: Sequence[dict], ps: Sequence[float] = PS) -> dict[str, dict]:

@@ -29,6 +29,9 @@ from .submission import SubmissionError, extract_code, parse_submission, strict_
 from .timing import DEFAULTS as TIMING_DEFAULTS
 
 BACKENDS = ("auto", "cuda", "interpreter")
+#: Tasks whose reference outputs stay in memory (the bundled suite fits; a trainer cycling through
+#: more recomputes the least recently used ones).
+MAX_REFERENCES = 128
 def resolve_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
@@ -41,6 +44,11 @@ def resolve_backend(backend: str) -> str:
 
 def default_size(backend: str) -> str:
     return "full" if backend == "cuda" else "small"
+
+
+def result_key(task, code: str, size: str, backend: str, config: EvalConfig) -> tuple:
+    """What a whole result depends on: the task's text, the candidate's code, where and how it ran."""
+    return (task.hash, size, hashlib.sha256(code.encode()).hexdigest(), backend, config.digest)
 
 
 @dataclass
@@ -69,7 +77,7 @@ class Evaluator:
             self._idle.put((slot, None))  # started on first use
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kernel-env-eval")
         self._lock = threading.Lock()
-        self._references: dict[tuple, Future] = {}
+        self._references: OrderedDict[tuple, Future] = OrderedDict()  # least recently used first
         self._results: OrderedDict[tuple, EvalResult] = OrderedDict()
         self._cache_size = cache_size
         self._started: list[SandboxProcess] = []
@@ -196,12 +204,16 @@ class Evaluator:
             owner = future is None
             if owner:
                 future = self._references[key] = Future()
+                while len(self._references) > MAX_REFERENCES:  # full-size outputs are large: keep the recent ones
+                    self._references.popitem(last=False)
+            else:
+                self._references.move_to_end(key)
         if owner:
             try:
                 future.set_result(self._compute_reference(program, alt, plan, config))
             except BaseException as exc:
                 with self._lock:
-                    del self._references[key]  # let a later call try again
+                    self._references.pop(key, None)  # let a later call try again
                 future.set_exception(exc)
         return plan, future.result()
 
@@ -233,8 +245,7 @@ class Evaluator:
         return Reference(outputs=outputs, digests=digests, times_ms=times)
 
     def _cache_key(self, job: _Job, code: str) -> tuple:
-        code_hash = hashlib.sha256(code.encode()).hexdigest()
-        return (job.task.hash, job.size, code_hash, self.backend, job.config.digest)
+        return result_key(job.task, code, job.size, self.backend, job.config)
 
     def _cached(self, key: tuple, started: float) -> EvalResult | None:
         """A copy of a cached result (callers may mutate theirs), stamped as a cache hit."""

@@ -269,7 +269,8 @@ class Judge:
             err = errors[0]
             where = "\n".join(str(w) for w in err.get("where", []))
             r.error = f"{err.get('message', 'error')}" + (f"\n{where}" if where else "")
-            r.stage = {"compile": "compile", "correctness": "correctness"}.get(err.get("stage"), "verification")
+            r.stage = {"compile": "compile", "correctness": "correctness", "timing": "timing"}.get(
+                err.get("stage"), "verification")
             return
         elif signal_name == "SIGXCPU":
             r.error, violation = f"exceeded the CPU-time limit of {self.config.cpu_time_s}s", None

@@ -34,7 +34,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from .config import EvalConfig
-from .evaluator import Evaluator, default_size, resolve_backend
+from .evaluator import Evaluator, default_size, resolve_backend, result_key
 from .result import EvalResult
 from .submission import SubmissionError, extract_code
 
@@ -341,7 +341,7 @@ class RayEvaluator:
             code = extract_code(response)
         except SubmissionError:
             return None
-        return (task.hash, size, hashlib.sha256(code.encode()).hexdigest(), self.backend, config.digest)
+        return result_key(task, code, size, self.backend, config)
 
     def _loop(self) -> None:
         ray = _ray()
