@@ -139,6 +139,7 @@ class Spawned:
         self.python_baseline = {t.ident for t in threading.enumerate()}
         self.os_threads = os_threads
         self.os_baseline = _task_count()
+        self.own_namespace = in_own_pid_namespace()
 
     def threads(self) -> int:
         python = sum(1 for t in self._enumerate() if t.ident not in self.python_baseline and t.is_alive())
@@ -146,21 +147,39 @@ class Spawned:
         return max(python, native)
 
     def processes(self) -> int:
-        """Live processes other than us under our parent (the worker forks one child at a time, and
-        orphans of our children are re-parented to it), so double forks are counted too."""
-        me = os.getpid()
-        try:
-            tree = psutil.Process(os.getppid()).children(recursive=True)
-        except psutil.Error:
-            tree = psutil.Process(me).children(recursive=True)
+        """Live processes other than us and our parent (the worker): in bubblewrap's pid namespace that
+        is every process the candidate started, double forks and new sessions included. Read straight
+        from /proc (no psutil walk that can skip a process racing with it)."""
+        me, parent = os.getpid(), os.getppid()
         alive = 0
-        for p in tree:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) in (1, me, parent):
+                continue
             try:
-                if p.pid != me and p.status() != psutil.STATUS_ZOMBIE:
-                    alive += 1
-            except psutil.Error:
-                pass
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            state, ppid = fields[0], int(fields[1])
+            if state != b"Z" and (self.own_namespace or ppid == me or _descends(int(entry), parent)):
+                alive += 1
         return alive
+
+
+def _descends(pid: int, ancestor: int) -> bool:
+    """Without a pid namespace: is ``pid`` under ``ancestor`` (the worker adopts orphans)?"""
+    try:
+        return any(p.pid == ancestor for p in psutil.Process(pid).parents())
+    except psutil.Error:
+        return False
+
+
+def in_own_pid_namespace() -> bool:
+    try:
+        with open("/proc/1/cmdline", "rb") as f:
+            return os.path.basename(f.read().split(b"\0")[0]) == b"bwrap"
+    except OSError:
+        return False
 
 
 def _task_count() -> int:

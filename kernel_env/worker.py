@@ -23,6 +23,7 @@ import time
 
 from . import wire
 from .config import library_versions
+from .guards import in_own_pid_namespace
 
 _PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 1, 4, 36
 POLL_S = 0.02
@@ -33,15 +34,6 @@ def _prctl(option: int, value: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: the limits below still apply
         pass
-
-
-def in_own_pid_namespace() -> bool:
-    """True inside bubblewrap's pid namespace, where ``kill(-1)`` reaches only the sandbox."""
-    try:
-        with open("/proc/1/cmdline", "rb") as f:
-            return os.path.basename(f.read().split(b"\0")[0]) == b"bwrap"
-    except OSError:
-        return False
 
 
 #: What a child may say. "ready" and "exit" belong to the worker itself: a child that sends them (or

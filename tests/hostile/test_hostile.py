@@ -126,7 +126,7 @@ if os.fork() == 0:
     os._exit(0)
 return relu(x)'''
     r = run_hostile(hostile_evaluator, relu, relu_model(body))
-    assert "thread_or_process_spawned" in r.hacks
+    assert "thread_or_process_spawned" in r.hacks, (r.error, r.timings)
 
 
 def test_killing_its_parent(hostile_evaluator, relu):
