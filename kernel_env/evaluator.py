@@ -32,6 +32,8 @@ BACKENDS = ("auto", "cuda", "interpreter")
 #: Tasks whose reference outputs stay in memory (the bundled suite fits; a trainer cycling through
 #: more recomputes the least recently used ones).
 MAX_REFERENCES = 128
+
+
 def resolve_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
