@@ -347,7 +347,7 @@ class RayEvaluator:
         ray = _ray()
         while not self._stop.is_set():
             try:
-                self._dispatch(ray)
+                self._dispatch()
                 refs = [ref for s in self._slots for ref in s.in_flight]
                 if not refs:
                     self._wake.wait(0.05)  # set by submit
@@ -371,7 +371,7 @@ class RayEvaluator:
         except queue.Empty:
             return None
 
-    def _dispatch(self, ray) -> None:
+    def _dispatch(self) -> None:
         while True:
             live = [s for s in self._slots if s.alive and len(s.in_flight) < self.max_in_flight]
             if not live:
