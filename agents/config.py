@@ -8,6 +8,7 @@ options, which filters, and how samples are drawn. ``ALGORITHMS`` names the reci
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -19,7 +20,7 @@ class AlgoConfig:
     """One RL recipe. Field names match the library's vocabulary (docs/algorithms.md)."""
 
     advantage: str = "trloo"  # a key of ADVANTAGE_ESTIMATORS
-    advantage_level: str = "turn"  # "turn": per (task, turn) on returns-to-go; "trajectory": one per trajectory
+    advantage_level: str = "turn"  # a key of ADVANTAGE_LEVELS: "turn" (per (task, turn)) or "trajectory"
     gamma: float = 1.0
     loss: str = "ppo_clip"  # a key of POLICY_LOSSES
     loss_options: dict[str, Any] = field(default_factory=dict)
@@ -35,7 +36,7 @@ class AlgoConfig:
     reject_upper: float = 1.001
     token_veto: float | None = 1e-4
     tis_cap: float = 2.0
-    # how samples are drawn: "group" (G per task) or "reinforce_ada" (adaptive rounds)
+    # how samples are drawn, a key of agents.collectors.COLLECTORS: "group" (G per task) or "reinforce_ada" (rounds)
     sampling: str = "group"
     ada_n: int = 4
     ada_m: int = 4
@@ -44,7 +45,8 @@ class AlgoConfig:
     ada_exit: str = "positive"
 
     def validate(self) -> None:
-        from .algorithms import ADVANTAGE_ESTIMATORS, AGG_MODES, POLICY_LOSSES
+        from .algorithms import ADVANTAGE_ESTIMATORS, ADVANTAGE_LEVELS, AGG_MODES, POLICY_LOSSES
+        from .collectors import COLLECTORS
 
         if self.advantage not in ADVANTAGE_ESTIMATORS:
             raise ValueError(f"unknown advantage {self.advantage!r}; choose from {sorted(ADVANTAGE_ESTIMATORS)}")
@@ -52,12 +54,17 @@ class AlgoConfig:
             raise ValueError(f"unknown loss {self.loss!r}; choose from {sorted(POLICY_LOSSES)}")
         if self.agg not in AGG_MODES:
             raise ValueError(f"unknown agg {self.agg!r}; choose from {AGG_MODES}")
-        if self.advantage_level not in ("turn", "trajectory"):
-            raise ValueError("advantage_level must be 'turn' or 'trajectory'")
+        if self.advantage_level not in ADVANTAGE_LEVELS:
+            raise ValueError(f"advantage_level must be one of {sorted(ADVANTAGE_LEVELS)}")
         if self.mismatch not in ("none", "reject", "tis", "reject+tis"):
             raise ValueError("mismatch must be 'none', 'reject', 'tis' or 'reject+tis'")
-        if self.sampling not in ("group", "reinforce_ada"):
-            raise ValueError("sampling must be 'group' or 'reinforce_ada'")
+        if self.sampling not in COLLECTORS:
+            raise ValueError(f"sampling must be one of {sorted(COLLECTORS)}")
+        takes = inspect.signature(ADVANTAGE_ESTIMATORS[self.advantage]).parameters
+        missing = [name for name in COLLECTORS[self.sampling].provides if name not in takes]
+        if missing:
+            raise ValueError(f"sampling {self.sampling!r} provides {', '.join(missing)}, which advantage "
+                             f"{self.advantage!r} does not take (use global_mean)")
 
 
 PPO_DRKERNEL = {"clip_low": 0.2, "clip_high": 0.28, "dual_clip": 3.0}

@@ -1,11 +1,11 @@
 """Multi-turn rollouts: G trajectories per task, up to T turns, one training sample per turn.
 
 Works with any Gymnasium text env (observation ``str``, action ``str``, ``reset(options={"task_id"})``):
-the toy env and the kernel envs alike. ``EnvPool`` holds N single envs; when an env can split a step
-into ``submit`` (start the evaluation) and ``finish_step`` (turn the result into the step's tuple), as
-``kernel_env.KernelEnv`` does, every action of a turn is submitted before any result is awaited, so
-the evaluator pool scores them in parallel. That is what the native vector env does, minus its
-autoreset: a trajectory that ends early must stay ended, not restart on a new task mid-batch.
+the toy env and the kernel envs alike. ``EnvPool`` holds N single envs and steps the live ones through
+``kernel_env.envs.split_step.step_all``, the same path the native vector env uses: an env that splits
+its step (``submit`` / ``finish_step``, as ``KernelEnv`` does) has every action of a turn in flight
+before any result is awaited. Unlike the vector env there is no autoreset: a trajectory that ends
+early must stay ended, not restart on a new task mid-batch.
 
 The conversation grows with the env's feedback. When it no longer fits the context, the oldest
 exchanges are dropped first (the task message always stays), then the longest message is cut in
@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
+
+from kernel_env.envs.split_step import SplitStepEnv, step_all
 
 from .policies import Generation, SamplingParams
 
@@ -103,24 +105,25 @@ class Rollout:
 class EnvPool:
     """N single text envs, stepped together on a subset (the live trajectories)."""
 
-    def __init__(self, envs: Sequence[Any], owner: Any = None):
+    def __init__(self, envs: Sequence[Any]):
         self.envs = list(envs)
-        self._owner = owner  # a vector env whose sub-envs these are; closed with the pool
-        self.parallel = all(hasattr(e, "submit") and hasattr(e, "finish_step") for e in self.envs)
+
+    @property
+    def parallel(self) -> bool:
+        """Whether every env splits its step, so a turn's evaluations run side by side."""
+        return all(isinstance(e, SplitStepEnv) for e in self.envs)
 
     @classmethod
     def make(cls, env_id: str, num_envs: int, **kwargs) -> EnvPool:
-        """Build ``num_envs`` copies; through the env's native vector env when it registers one."""
+        """``num_envs`` copies of a registered env. A split-step env is driven unwrapped: the wrappers
+        ``make`` adds (order enforcing, the passive checker) guard what the pool already does, reset
+        before step, and would hide its ``submit``. Kernel envs share one evaluator pool because they
+        ask for the same one."""
         import gymnasium as gym
 
         import_env_module(env_id)
-        spec = gym.spec(env_id)
-        if spec.vector_entry_point is not None:
-            vec = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
-            if hasattr(vec, "evaluator"):
-                vec.evaluator  # noqa: B018 - one shared evaluator pool in every copy before any submit
-            return cls(vec.envs, owner=vec)
-        return cls([gym.make(env_id, **kwargs) for _ in range(num_envs)])
+        envs = [gym.make(env_id, **kwargs) for _ in range(num_envs)]
+        return cls([e.unwrapped if isinstance(e.unwrapped, SplitStepEnv) else e for e in envs])
 
     def __len__(self) -> int:
         return len(self.envs)
@@ -140,17 +143,11 @@ class EnvPool:
 
     def step(self, indices: Sequence[int], actions: Sequence[str]) -> list[tuple]:
         """Step envs ``indices`` with ``actions``; all evaluations in flight at once when possible."""
-        if self.parallel:
-            futures = [self.envs[i].submit(a) for i, a in zip(indices, actions)]
-            return [self.envs[i].finish_step(a, f.result()) for i, a, f in zip(indices, actions, futures)]
-        return [self.envs[i].step(a) for i, a in zip(indices, actions)]
+        return step_all([self.envs[i] for i in indices], actions)
 
     def close(self) -> None:
-        if self._owner is not None:
-            self._owner.close()
-        else:
-            for env in self.envs:
-                env.close()
+        for env in self.envs:
+            env.close()
 
 
 def import_env_module(env_id: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kernel_env import Evaluator
-from kernel_env.submission import parse_submission
+from kernel_env.evaluator.submission import parse_submission
 
 TASK = "L1/19_ReLU"
 COLD_SCRIPT = Path(__file__).with_name("cold_eval.py")

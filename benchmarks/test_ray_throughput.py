@@ -9,7 +9,7 @@ from bench_helpers import median_ms, tagged, timed
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'kernel-env[ray]')")
 
 from kernel_env import Evaluator
-from kernel_env.ray_evaluator import RayEvaluator
+from kernel_env.evaluator.ray_pool import RayEvaluator
 
 TASK = "L1/19_ReLU"
 N = 8

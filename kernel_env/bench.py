@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from concurrent.futures import as_completed
 from pathlib import Path
 
-from .result import EvalResult
+from .scoring.result import EvalResult
 
 PS = (0.0, 1.0, 1.2, 1.5, 2.0)
 SOLUTION_EXTS = (".solution.md", ".md", ".py", ".txt")

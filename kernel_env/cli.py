@@ -69,6 +69,7 @@ def cmd_tasks_check(args) -> int:
 
 def cmd_eval(args) -> int:
     from kernel_env import EvalConfig, Evaluator
+    from kernel_env.evaluator import default_size
 
     tasks = {t.id: t for t in _load(args.tasks, None)}
     if args.task not in tasks:
@@ -77,12 +78,12 @@ def cmd_eval(args) -> int:
         return 2
     response = sys.stdin.read() if args.solution == "-" else Path(args.solution).read_text()
     with Evaluator(backend=args.backend, workers=1, isolation=args.isolation) as evaluator:
-        size = args.size or ("full" if evaluator.backend == "cuda" else "small")
+        size = args.size or default_size(evaluator.backend)
         from tasks import load_tasks
 
         task = load_tasks([tasks[args.task]], size=size, strict=True)[0]
         result = evaluator.evaluate(task, response, size=size, config=EvalConfig(strict=args.strict))
-    from kernel_env.rewards import RewardConfig
+    from kernel_env.scoring.rewards import RewardConfig
 
     reward = RewardConfig.of(args.reward)(result)
     if args.json:

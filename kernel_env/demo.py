@@ -68,7 +68,7 @@ def scripted_replies(task) -> list[tuple[str, str]]:
 
 def reward_table(labels: list[str], results, rewards: list[float]) -> str:
     """One row per turn: the verdict, the env's reward, and what each preset would have paid."""
-    from .rewards import RewardConfig
+    from .scoring.rewards import RewardConfig
 
     presets = {name: RewardConfig(preset=name) for name in PRESET_COLUMNS}
     head = ["turn", "reply", "compiled", "correct", "hacks", "speedup", "coverage", "env reward",
@@ -85,7 +85,7 @@ def reward_table(labels: list[str], results, rewards: list[float]) -> str:
 
 def run_demo(backend: str = "interpreter", evaluator=None, out: TextIO | None = None) -> int:
     """Play the scripted episode and print it; exit status 0 when every verdict is the expected one."""
-    from .env import KernelEnv
+    from .envs.text_env import KernelEnv
     from .evaluator import Evaluator
 
     out = out or sys.stdout

@@ -1,12 +1,14 @@
-"""Messages between the trusted evaluator and its sandboxed workers, without pickle.
+"""How values cross the sandbox boundary, without pickle: frames, tensors, digests, fingerprints.
 
 Unpickling bytes written by candidate code would hand it the trusted process, so every message is a
 JSON header plus raw byte blobs; tensors travel as (dtype, shape, bytes) and are rebuilt with
 ``torch.frombuffer``. A length cap keeps a hostile worker from exhausting the reader's memory.
+Digests and fingerprints are computed the same way on both sides, so they live here too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -22,6 +24,10 @@ MAX_BLOBS = 1 << 16
 
 class WireError(RuntimeError):
     """A message was truncated, oversized or malformed."""
+
+
+class ResultLimitExceeded(WireError):
+    """More bytes arrived than the reader's limit allows."""
 
 
 def _read_exact(fd: int, n: int) -> bytes:
@@ -90,7 +96,7 @@ class FrameBuffer:
     def feed(self, chunk: bytes) -> None:
         self.total += len(chunk)
         if self.total > self.limit:
-            raise WireError(f"more than {self.limit} bytes of results")
+            raise ResultLimitExceeded(f"more than {self.limit} bytes of results")
         self.buf += chunk
 
     def frames(self):
@@ -176,3 +182,38 @@ def unpack_value(desc: dict, blobs: list[bytes]):
 
 class Unsupported(str):
     """Stands for a value that cannot cross the boundary (its type name)."""
+
+
+# -- digests and fingerprints --------------------------------------------------------------------
+
+def digest(value) -> str:
+    """Content hash of a tensor (bytes, dtype and shape) or a repr for anything else."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().to("cpu").contiguous()
+        h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()[:24]
+    return repr(value)[:200]
+
+
+def fingerprint(value: torch.Tensor, key: int, samples: int = 32) -> list[float]:
+    """Sum, absolute sum and ``samples`` elements at positions drawn from ``key`` (kept secret until
+    the request), so timed outputs can be checked against the reference without shipping them."""
+    flat = value.detach().reshape(-1).to("cpu", torch.float64)
+    n = flat.numel()
+    if n == 0:
+        return [0.0, 0.0]
+    idx = torch.randint(0, n, (min(samples, n),), generator=torch.Generator().manual_seed(key))
+    return [flat.sum().item(), flat.abs().sum().item(), *flat[idx].tolist()]
+
+
+def fingerprints_close(got: list[float], want: list[float], atol: float, rtol: float, n: int) -> bool:
+    """Sums are compared with tolerances scaled by the element count; samples element-wise."""
+    if len(got) != len(want):
+        return False
+    (gs, ga, *gv), (ws, wa, *wv) = got, want
+    tol = n * atol + rtol * wa
+    if not (abs(gs - ws) <= tol and abs(ga - wa) <= tol):  # written so that NaN fails
+        return False
+    return all(abs(g - w) <= atol + rtol * abs(w) for g, w in zip(gv, wv))

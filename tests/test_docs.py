@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from kernel_env import ENV_IDS
-from kernel_env.hacks import HACKS, hack_table
+from kernel_env.scoring.hacks import HACKS, hack_table
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
@@ -14,7 +14,7 @@ def test_readme_opens_with_the_two_commands():
 
 
 def test_readme_hack_table_is_the_generated_one():
-    assert hack_table() in README, "regenerate the table from kernel_env.hacks.hack_table()"
+    assert hack_table() in README, "regenerate the table from kernel_env.scoring.hacks.hack_table()"
     assert all(f"`{code}`" in README for code in HACKS)
 
 

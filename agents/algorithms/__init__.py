@@ -1,9 +1,11 @@
 """The algorithm library: pure torch functions the trainer composes.
 
 - ``ADVANTAGE_ESTIMATORS``: name -> fn(rewards, *, group_ids, traj_ids, turns, gamma, ...) -> A.
+- ``ADVANTAGE_LEVELS``: "turn" / "trajectory" -> fn(estimator, rewards, *, group_ids, traj_ids, turns,
+  gamma, **inputs) -> A, one per turn row: where the estimator is applied.
 - ``POLICY_LOSSES``: name -> fn(logp, old_logp, advantages, mask, *, behavior_logp, agg, ...) -> (loss, metrics).
 - ``filters``: PRS keep masks and sampler/trainer mismatch correction.
-- ``sampling``: Reinforce-Ada adaptive sampling.
+- ``sampling``: Reinforce-Ada adaptive sampling and its global baseline.
 - ``selection``: ACES ranking and best-of-turns.
 
 The REINFORCE advantage and the REINFORCE loss share a name, so reach both through the registries.
@@ -28,12 +30,22 @@ from .filters import (
     token_veto_mask,
     truncated_importance_weights,
 )
+from .levels import ADVANTAGE_LEVELS, first_turn_mask, trajectory_level, turn_level
 from .losses import AGG_MODES, POLICY_LOSSES, aggregate, asymre, kl_penalty, masked_mean, opmd, ppo_clip, rec, topr
-from .sampling import AdaResult, ScoredSample, TaskStats, balanced_downsample, exit_rule_holds, reinforce_ada
+from .sampling import (
+    AdaResult,
+    ScoredSample,
+    TaskStats,
+    balanced_downsample,
+    exit_rule_holds,
+    global_return_baselines,
+    reinforce_ada,
+)
 from .selection import aces_rank, aces_scores, aces_test_auc, aces_weights, best_of_turns
 
 __all__ = [
     "ADVANTAGE_ESTIMATORS",
+    "ADVANTAGE_LEVELS",
     "AGG_MODES",
     "POLICY_LOSSES",
     "AdaResult",
@@ -49,7 +61,9 @@ __all__ = [
     "best_of_turns",
     "dr_grpo",
     "exit_rule_holds",
+    "first_turn_mask",
     "global_mean",
+    "global_return_baselines",
     "grpo",
     "kl_penalty",
     "leave_one_out_baseline",
@@ -66,6 +80,8 @@ __all__ = [
     "rloo",
     "token_veto_mask",
     "topr",
+    "trajectory_level",
     "trloo",
     "truncated_importance_weights",
+    "turn_level",
 ]

@@ -8,7 +8,9 @@ from ``ADVANTAGE_ESTIMATORS``::
 
 - ``group_ids``: the task (prompt) a row was sampled for. Any integer values; they need not be dense.
 - ``traj_ids`` / ``turns``: the trajectory a row belongs to and its turn index. Only ``trloo`` reads
-  them; every other estimator takes each row's reward as that row's return.
+  them; every other estimator takes each row's reward as that row's return. ``trloo`` carries
+  ``reads_trajectories = True`` so that callers can tell it forms the returns-to-go itself and
+  should be given per-turn rewards (``levels.turn_level`` reads the mark).
 - ``valid``: optional bool mask for padding. Invalid rows take part in no statistic (not in a group's
   size, mean, std or any return-to-go) and get advantage 0.
 - Singleton groups (one valid row): ``rloo`` and ``trloo`` have no other sample to compare with, so
@@ -164,6 +166,9 @@ def trloo(
     r, g, tr, t = (_only(valid, x) for x in (rewards, group_ids, traj_ids, turns))
     ret = returns_to_go(r, traj_ids=tr, turns=t, gamma=gamma)
     return _spread(valid, ret - leave_one_out_baseline(ret, g, t))
+
+
+trloo.reads_trajectories = True  # it forms returns-to-go from traj_ids/turns: give it per-turn rewards
 
 
 @register(ADVANTAGE_ESTIMATORS, "grpo")

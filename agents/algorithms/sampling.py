@@ -10,6 +10,8 @@ kept group is then balanced, and the advantage baseline uses every sample collec
 by task: the first k belong to ``task_ids[0]``, the next k to ``task_ids[1]``, and so on. A scored
 sample is any object with a numeric ``.reward`` attribute (``ScoredSample`` is a minimal one;
 attach anything else the trainer needs through ``data``).
+
+With multi-turn samples the baseline is per (task, turn) on returns-to-go: ``global_return_baselines``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor
+
+from ._groups import dense_ids, group_sum
+from .advantages import returns_to_go
 
 EXIT_RULES = ("positive", "balanced")
 
@@ -149,3 +154,16 @@ def reinforce_ada(
         active = still_active
     kept = {task: balanced_downsample(samples[task], n, threshold=threshold, rng=rng) for task in task_ids}
     return AdaResult(kept=kept, stats=stats, rounds=rounds, samples=samples)
+
+
+def global_return_baselines(rewards: Tensor, *, group_ids: Tensor, traj_ids: Tensor, turns: Tensor,
+                            gamma: float = 1.0) -> Tensor:
+    """Each row's mean return-to-go over every row of its (task, turn): the multi-turn global baseline.
+
+    Pass the rows of *every* trajectory collected for the tasks, kept or not (that is what makes the
+    baseline global), then index the result at the kept rows and hand it to ``global_mean`` as
+    ``baseline_means``. Sums run in the dtype of ``rewards``.
+    """
+    ret = returns_to_go(rewards, traj_ids=traj_ids, turns=turns, gamma=gamma)
+    index, k = dense_ids(group_ids, turns)
+    return (group_sum(ret, index, k) / group_sum(torch.ones_like(ret), index, k))[index]

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-import kernel_env.runner  # noqa: F401 - so the harness modules exist and are restored too
-from kernel_env.guards import Integrity
-from kernel_env.submission import extract_code
+import kernel_env.inside.runner  # noqa: F401 - so the harness modules exist and are restored too
+from kernel_env.evaluator.submission import extract_code
+from kernel_env.inside.guards import Integrity
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ import pytest
 from hack_submissions import HACKS
 from naive_harness import naive_harness
 
-from kernel_env.hacks import HACKS as CODES
+from kernel_env.scoring.hacks import HACKS as CODES
 
 CASES = pytest.mark.parametrize("case", HACKS, ids=lambda c: c.id)
 

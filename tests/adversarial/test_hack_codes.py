@@ -1,4 +1,4 @@
-"""The hack codes are defined once (kernel_env.hacks), cover the catalogue, and reach the feedback."""
+"""The hack codes are defined once (kernel_env.scoring.hacks), cover the catalogue, and reach the feedback."""
 
 import re
 from pathlib import Path
@@ -6,10 +6,10 @@ from pathlib import Path
 from honest_submissions import HONEST
 
 from kernel_env import EvalConfig
-from kernel_env.submission import STRICT_CODES
-from kernel_env.feedback import feedback
-from kernel_env.hacks import HACKS, describe, hack_table
-from kernel_env.result import EvalResult
+from kernel_env.evaluator.submission import STRICT_CODES
+from kernel_env.scoring.feedback import feedback
+from kernel_env.scoring.hacks import HACKS, describe, hack_table
+from kernel_env.scoring.result import EvalResult
 
 SOURCES = Path(__file__).resolve().parents[2] / "kernel_env"
 
@@ -17,7 +17,7 @@ SOURCES = Path(__file__).resolve().parents[2] / "kernel_env"
 def test_every_code_the_evaluator_emits_is_defined():
     """Literal codes in the sources and strict-mode codes; test_catalogue checks the ones seen at run time."""
     emitted = set(STRICT_CODES.values())
-    for name in ("runner.py", "judge.py"):
+    for name in ("inside/runner.py", "evaluator/judge.py"):
         emitted |= set(re.findall(r'hack\(\s*"([a-z_]+)"', (SOURCES / name).read_text()))
     assert len(emitted) >= 12 and emitted <= set(HACKS), emitted - set(HACKS)
 
@@ -33,7 +33,7 @@ def test_the_table_has_a_row_per_code_and_covers_the_catalogue():
 
 def test_feedback_says_what_was_seen_in_plain_words():
     r = EvalResult("L1/19_ReLU", compiled=True, hacks=["output_caching"], stage="done",
-                   findings=["output_caching: trial 5 returned the answer of trial 4: a stale result"])
+                   hack_details={"output_caching": "trial 5 returned the answer of trial 4: a stale result"})
     text = feedback(r)
     assert "reward hacking" in text and HACKS["output_caching"].meaning in text
     assert "trial 5 returned the answer of trial 4" in text and HACKS["output_caching"].advice in text
@@ -52,7 +52,7 @@ def test_strict_mode_promotes_static_findings(evaluator, tasks):
 def test_strict_codes_cover_the_static_findings():
     from hack_submissions import HACKS as SUBMISSIONS
 
-    from kernel_env.submission import STRICT_CODES, parse_submission, strict_codes
+    from kernel_env.evaluator.submission import STRICT_CODES, parse_submission, strict_codes
 
     assert set(STRICT_CODES.values()) <= set(HACKS)
     promoted = {c.id: strict_codes(parse_submission(c.response).findings) for c in SUBMISSIONS}

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers import KERNEL, relu_model, reply, tagged
 
 from kernel_env import EvalConfig, Evaluator
-from kernel_env.sandbox import bwrap_works
-
-from helpers import KERNEL, relu_model, reply, tagged
+from kernel_env.evaluator.sandbox import bwrap_works
 
 MARKER = "kernel-env-hostile-marker"
 HOME = Path(os.path.expanduser("~"))

@@ -1,0 +1,54 @@
+"""What the env says: the task prompt, the message after each turn, and the readable transcript."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+INSTRUCTIONS = """\
+Write a faster version of this program with custom Triton kernels.
+
+Answer with exactly one ```python code block that defines `class ModelNew(nn.Module)` with the same \
+constructor arguments and `forward` signature as `Model`. Include every import. The forward pass must \
+compute its result with your own `@triton.jit` kernels: calling PyTorch for the main work, skipping \
+work, caching outputs or tampering with timing is detected and earns nothing. Outputs must match \
+`Model` within atol = rtol = {atol:g}."""
+
+INTERPRETER_NOTE = """\
+Kernels run on a CPU under the Triton interpreter (TRITON_INTERPRET=1): do not use libdevice, inline \
+asm, bf16 `tl.dot`, `tl.make_block_ptr` or multi-config autotuning. Timings are CPU figures."""
+
+TRUNCATED = "\n[... truncated]"
+
+
+def task_prompt(program: str, max_turns: int, backend: str, atol: float) -> str:
+    """The first user message of an episode."""
+    parts = [
+        f"Here is a PyTorch program:\n\n```python\n{program.strip()}\n```",
+        INSTRUCTIONS.format(atol=atol),
+    ]
+    if backend == "interpreter":
+        parts.append(INTERPRETER_NOTE)
+    turns = "one turn" if max_turns == 1 else f"{max_turns} turns: after each answer you will be told whether it " \
+        "compiled, whether it was correct, and how fast it ran"
+    parts.append(f"You have {turns}.")
+    return "\n\n".join(parts)
+
+
+def turn_message(feedback: str, turn: int, max_turns: int, done: bool) -> str:
+    """The user message after a turn: the evaluator's feedback plus where the episode stands."""
+    tail = "The episode is over." if done else (
+        f"You have {max_turns - turn} more turn{'s' if max_turns - turn > 1 else ''}: answer again with one "
+        "```python block defining ModelNew.")
+    return f"Turn {turn} of {max_turns}. {feedback}\n\n{tail}"
+
+
+def transcript(messages: list[dict[str, str]], rewards: Sequence[float] = ()) -> str:
+    """A readable conversation: each message under its role, each feedback with the turn's reward."""
+    blocks = []
+    for i, m in enumerate(messages):
+        turn = (i - 1) // 2  # messages: prompt, then (reply, feedback) per turn
+        head = m["role"]
+        if m["role"] == "user" and i > 0 and turn < len(rewards):
+            head += f" (reward {rewards[turn]:.3f})"
+        blocks.append(f"--- {head} ---\n{m['content'].rstrip()}")
+    return "\n\n".join(blocks) + "\n"

@@ -1,0 +1,36 @@
+"""Register the ``kernel_env/`` ids with Gymnasium; called on ``import kernel_env``.
+
+Gymnasium 1.x has no plugin discovery, so the package registers itself on import. Registration is
+idempotent (a spawned subprocess, a reload, or a second call never re-registers or warns), and entry
+points are strings, so registering imports neither torch nor the env modules.
+"""
+
+from __future__ import annotations
+
+import gymnasium
+
+NAMESPACE = "kernel_env"
+ENTRY_POINT = "kernel_env.envs.text_env:KernelEnv"
+VECTOR_ENTRY_POINT = "kernel_env.envs.vector_env:KernelVectorEnv"
+
+#: id -> KernelBench levels it serves (None: all levels of the task source).
+ENV_LEVELS: dict[str, tuple[int, ...] | None] = {
+    f"{NAMESPACE}/KernelBench-L1-v0": (1,),
+    f"{NAMESPACE}/KernelBench-L2-v0": (2,),
+    f"{NAMESPACE}/KernelBench-L3-v0": (3,),
+    f"{NAMESPACE}/KernelBench-v0": None,
+}
+ENV_IDS = tuple(ENV_LEVELS)
+
+
+def register_envs() -> None:
+    for env_id, levels in ENV_LEVELS.items():
+        if env_id in gymnasium.registry:
+            continue
+        gymnasium.register(
+            id=env_id,
+            entry_point=ENTRY_POINT,
+            vector_entry_point=VECTOR_ENTRY_POINT,
+            nondeterministic=True,  # timings (hence rewards) are measured, never replayed
+            kwargs={"levels": levels},
+        )

@@ -1,0 +1,256 @@
+"""The local evaluator: (task, LLM response) -> EvalResult, on a pool of warm sandboxed workers.
+
+``Evaluator.submit`` returns a future, so a vector env or a trainer keeps every worker busy; the
+reference side of each task is computed once per (task, size, device, seeds, versions) and cached,
+and whole results are cached per (task, code, backend, config). Each result is assembled once, in
+``_result``, from the judge's ``Verdict``.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import random
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ..config import EvalConfig, library_versions
+from ..protocol import CandidateRequest, ReferenceRequest, Trial, limits_of, timing_of
+from ..scoring.feedback import feedback
+from ..scoring.result import EvalResult
+from .base import BaseEvaluator, default_size, resolve_backend
+from .cache import ResultCache, result_key
+from .judge import Judge, Verdict
+from .plan import candidate_indices, reference_plan, timing_sets
+from .report import MalformedReport, Reference, lost_worker, parse_report
+from .sandbox import SandboxProcess, WorkerDied
+from .submission import SubmissionError, extract_code, parse_submission
+
+#: Tasks whose reference outputs stay in memory (the bundled suite fits; a trainer cycling through
+#: more recomputes the least recently used ones).
+MAX_REFERENCES = 128
+
+
+@dataclass
+class _Job:
+    task: object
+    response: str
+    size: str
+    config: EvalConfig
+
+
+class Evaluator(BaseEvaluator):
+    """A pool of sandboxed workers shared by every caller (envs, vector envs, trainers)."""
+
+    def __init__(self, backend: str = "auto", workers: int | None = None, config: EvalConfig | None = None,
+                 isolation: str = "auto", cache_size: int = 4096):
+        super().__init__()
+        self.backend = resolve_backend(backend)
+        self.config = config or EvalConfig()
+        self.isolation = isolation
+        if workers is None:
+            workers = self._device_count() if self.backend == "cuda" else (os.cpu_count() or 1)
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.n_workers = workers
+        self._idle: queue.Queue = queue.Queue()
+        for slot in range(workers):
+            self._idle.put((slot, None))  # started on first use
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kernel-env-eval")
+        self._lock = threading.Lock()
+        self._references: OrderedDict[tuple, Future] = OrderedDict()  # least recently used first
+        self.results = ResultCache(cache_size)
+        self._started: list[SandboxProcess] = []
+        self._versions = library_versions()  # same interpreter as the workers: part of the reference key
+        self._rng = random.Random(secrets.randbits(64))
+        self.restarts = 0
+
+    @staticmethod
+    def _device_count() -> int:
+        import torch
+
+        return max(1, torch.cuda.device_count())
+
+    # -- public API -------------------------------------------------------------------------------
+
+    def submit(self, task, response: str, size: str | None = None, config: EvalConfig | None = None) -> Future:
+        self._check_open()
+        job = _Job(task, response, size or default_size(self.backend), config or self.config)
+        try:
+            hit = self.results.get(self._cache_key(job, extract_code(response)), time.perf_counter())
+        except SubmissionError:
+            hit = None
+        if hit is not None:  # answered here: a thread-pool round trip would cost more than the lookup
+            done: Future = Future()
+            done.set_result(hit)
+            return done
+        return self._pool.submit(lambda: self._evaluate_and_cache(job)[0])
+
+    def worker_pids(self) -> list[int]:
+        return [p.proc.pid for p in self._started if p.alive]
+
+    def _shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
+        for proc in self._started:
+            proc.close()
+
+    # -- workers ----------------------------------------------------------------------------------
+
+    def _start(self, slot: int) -> SandboxProcess:
+        env = {}
+        if self.backend == "cuda":  # keep the GPUs this process was given (Ray, Slurm, CUDA_VISIBLE_DEVICES=2,3)
+            visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+            env["CUDA_VISIBLE_DEVICES"] = visible[slot % len(visible)] if visible else str(slot)
+        proc = SandboxProcess(self.backend, self.isolation, env)
+        with self._lock:
+            self._started.append(proc)
+        return proc
+
+    def _run_on_worker(self, request, timeout_s: float) -> list[tuple[dict, list[bytes]]]:
+        """Run one request on an idle worker. A worker that dies is replaced; the events so far
+        plus a synthetic exit event say what happened."""
+        slot, proc = self._idle.get()
+        events: list[tuple[dict, list[bytes]]] = []
+        try:
+            if proc is None or not proc.alive:
+                proc = self._start(slot)
+            for event, blobs in proc.request(request, timeout_s):
+                events.append((event, blobs))
+        except WorkerDied as exc:
+            events.append(lost_worker(str(exc)))
+            if proc is not None:
+                proc.close()
+                with self._lock:
+                    if proc in self._started:
+                        self._started.remove(proc)
+                self.restarts += 1
+            proc = None
+        finally:
+            self._idle.put((slot, proc))
+        refused = events[-1][0].get("refused") if events else None
+        if refused:
+            raise RuntimeError(f"the sandboxed worker refused the request (a bug in kernel-env): {refused}")
+        return events
+
+    # -- the pipeline -----------------------------------------------------------------------------
+
+    def _device(self) -> str:
+        return "cuda:0" if self.backend == "cuda" else "cpu"
+
+    def _programs(self, task, size: str) -> tuple[str, str | None]:
+        alt = f"{size}_alt"
+        return task.program(size), (task.program(alt) if task.has_size(alt) else None)
+
+    def _reference(self, task, size: str, config: EvalConfig) -> tuple[list[Trial], Reference]:
+        program, alt = self._programs(task, size)
+        plan = reference_plan(config, alt is not None)
+        key = (task.hash, size, self.backend, config.seed, config.trials, config.extra_trials, config.input_variants,
+               config.warmup, config.iters, tuple(sorted(self._versions.items())))
+        with self._lock:
+            future = self._references.get(key)
+            owner = future is None
+            if owner:
+                future = self._references[key] = Future()
+                while len(self._references) > MAX_REFERENCES:  # full-size outputs are large: keep the recent ones
+                    self._references.popitem(last=False)
+            else:
+                self._references.move_to_end(key)
+        if owner:
+            try:
+                future.set_result(self._compute_reference(program, alt, plan, config))
+            except BaseException as exc:
+                with self._lock:
+                    self._references.pop(key, None)  # let a later call try again
+                future.set_exception(exc)
+        return plan, future.result()
+
+    def _reference_request(self, program: str, alt: str | None, plan: list[Trial], config: EvalConfig):
+        return ReferenceRequest(
+            backend=self.backend, device=self._device(), program=program, alt_program=alt, trials=tuple(plan),
+            init_seed=config.seed, timing=timing_of(config, self.backend, timing_sets(plan)),
+            limits=limits_of(config))
+
+    def _compute_reference(self, program: str, alt: str | None, plan: list[Trial], config: EvalConfig) -> Reference:
+        events = self._run_on_worker(self._reference_request(program, alt, plan, config), config.timeout_s)
+        try:
+            report = parse_report(events, len(plan))
+        except MalformedReport as exc:
+            raise RuntimeError(f"the task's reference failed: {exc}") from exc
+        return Reference.from_report(report, len(plan))
+
+    def _cache_key(self, job: _Job, code: str) -> tuple:
+        return result_key(job.task, code, job.size, self.backend, job.config)
+
+    def outcome(self, task, response: str, size: str | None = None,
+                config: EvalConfig | None = None) -> tuple[EvalResult, bool]:
+        """Evaluate in this thread: the result, and whether a cache may keep it (not when the machine
+        rather than the code decided it: a lost worker, a harness failure). For callers that keep a
+        cache of their own, such as the Ray driver."""
+        return self._evaluate_and_cache(_Job(task, response, size or default_size(self.backend), config or self.config))
+
+    def _evaluate_and_cache(self, job: _Job) -> tuple[EvalResult, bool]:
+        result, cacheable = self._evaluate(job)
+        if cacheable:
+            self.results.put(self._cache_key(job, extract_code(job.response)), result)
+        return result, cacheable
+
+    def _evaluate(self, job: _Job) -> tuple[EvalResult, bool]:
+        started = time.perf_counter()
+        task, config = job.task, job.config
+        context = {"backend": self.backend, "size": job.size, "device": self._device()}
+        try:
+            submission = parse_submission(job.response)
+        except SubmissionError as exc:
+            return self._result(job, Verdict.unparsed(str(exc)), [], {}, started), False
+        hit = self.results.get(self._cache_key(job, submission.code), started)
+        if hit is not None:
+            return hit, False
+        timings: dict[str, float] = {}
+        try:
+            t0 = time.perf_counter()
+            plan, reference = self._reference(task, job.size, config)
+            timings["reference"] = round(time.perf_counter() - t0, 4)
+        except Exception as exc:  # a broken task is reported, never raised into an RL loop
+            return EvalResult.harness_failure(task.id, str(exc), findings=list(submission.findings), **context), False
+        chosen = candidate_indices(plan, reference.usable(), self._rng)
+        key = secrets.randbits(31)
+        program, alt = self._programs(task, job.size)
+        timing = timing_of(config, self.backend, [chosen.index(i) for i in timing_sets(plan) if i in chosen])
+        # a candidate sends about what the reference sent (outputs per trial, ghost replays): twice
+        # that, plus room for messages, bounds what it can make the trusted side hold in memory
+        result_mb = 2 * (reference.nbytes >> 20) + 64
+        request = CandidateRequest(
+            backend=self.backend, device=self._device(), program=program, alt_program=alt,
+            trials=tuple(plan[i] for i in chosen), init_seed=config.seed, timing=timing if timing.sets else None,
+            limits=limits_of(config, result_mb), fingerprint_key=key, code=submission.code,
+            kernel_names=tuple(submission.kernels), profile=config.profile)
+        t0 = time.perf_counter()
+        events = self._run_on_worker(request, config.timeout_s)
+        timings["sandbox"] = round(time.perf_counter() - t0, 4)
+        judge = Judge(plan, chosen, reference, config, key, submission.findings)
+        try:
+            report = parse_report(events, len(chosen))
+            verdict = judge.verdict(report)
+        except Exception as exc:  # only a forged or corrupted report gets here: never raise into an RL loop
+            report, verdict = None, Verdict.malformed(f"{type(exc).__name__}: {exc}")
+        lost = report is not None and report.exit.worker_died
+        return self._result(job, verdict, submission.findings, timings, started), not lost
+
+    def _result(self, job: _Job, verdict: Verdict, findings: list[str], timings: dict[str, float],
+                started: float) -> EvalResult:
+        """The one place an ``EvalResult`` is assembled from a verdict."""
+        result = EvalResult(
+            task_id=job.task.id, backend=self.backend, size=job.size, device=self._device(),
+            compiled=verdict.compiled, correct=verdict.correct, hacks=sorted(verdict.hacks),
+            hack_details={code: detail for code, detail in sorted(verdict.hacks.items()) if detail},
+            findings=list(findings), speedup=verdict.speedup, runtime_ms=verdict.runtime_ms,
+            ref_runtime_ms=verdict.ref_runtime_ms, coverage=verdict.coverage, max_abs_error=verdict.max_abs_error,
+            mean_abs_error=verdict.mean_abs_error, error=verdict.error, stage=verdict.stage,
+            timings={**timings, **verdict.timings})
+        result.feedback = feedback(result)
+        result.timings["total"] = round(time.perf_counter() - started, 4)
+        return result

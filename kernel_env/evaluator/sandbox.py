@@ -1,0 +1,149 @@
+"""Start and talk to one sandboxed worker process (the trusted side of :mod:`kernel_env.inside.worker`).
+
+With bubblewrap the worker sees a read-only file system, a private /tmp, no network, its own pid
+namespace and no capabilities, and dies with its parent. Without it, the worker is a plain
+subprocess with rlimits and a loud warning: file-system and network isolation are then absent.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import logging
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .. import wire
+from ..protocol import SHUTDOWN, Event, RunRequest
+
+log = logging.getLogger("kernel_env")
+READY_TIMEOUT_S = 180.0
+
+
+class WorkerDied(RuntimeError):
+    """The worker process exited or stopped answering; it must be replaced."""
+
+
+def _paths_under_tmp() -> list[str]:
+    """Where this Python and its packages live, if under /tmp: the private /tmp would hide them."""
+    here = Path(__file__).resolve().parents[2]  # the folder that holds kernel_env/
+    candidates = {sys.prefix, sys.base_prefix, str(Path(sys.executable).parent), str(here), *sys.path}
+    found = {str(Path(p).resolve()) for p in candidates if p and Path(p).is_dir()}
+    under = sorted(p for p in found if p.startswith("/tmp/"))
+    return [p for p in under if not any(p != q and p.startswith(q + "/") for q in under)]
+
+
+def bwrap_command(backend: str) -> list[str]:
+    cmd = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for path in _paths_under_tmp():  # re-expose them, read-only, inside the private /tmp
+        cmd += ["--ro-bind", path, path]
+    cmd += [
+        "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--new-session",
+        "--die-with-parent", "--cap-drop", "ALL", "--chdir", "/tmp",
+    ]
+    if backend == "cuda":
+        for dev in sorted(glob.glob("/dev/nvidia*")):
+            cmd += ["--dev-bind", dev, dev]
+    return cmd
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_works() -> bool:
+    """bubblewrap can be installed yet unusable (no user namespaces): try it once per process."""
+    if shutil.which("bwrap") is None:
+        return False
+    probe = bwrap_command("interpreter") + ["--", "/bin/true"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+class SandboxProcess:
+    """One warm worker. ``request`` sends a job and yields its events until the ``exit`` event."""
+
+    def __init__(self, backend: str, isolation: str = "auto", env: dict | None = None):
+        if isolation not in ("auto", "bwrap", "none"):
+            raise ValueError(f"isolation must be auto, bwrap or none, not {isolation!r}")
+        use_bwrap = isolation == "bwrap" or (isolation == "auto" and bwrap_works())
+        if isolation == "bwrap" and not bwrap_works():
+            raise RuntimeError("isolation='bwrap' but bubblewrap is missing or unusable (apt-get install bubblewrap)")
+        self.backend = backend
+        self.sandboxed = use_bwrap
+        self._own_scratch = None if use_bwrap else tempfile.mkdtemp(prefix="kernel-env-")
+        scratch = "/tmp" if use_bwrap else self._own_scratch
+        cmd = [sys.executable, "-m", "kernel_env.inside.worker", "--backend", backend, "--scratch", scratch]
+        if use_bwrap:
+            cmd = bwrap_command(backend) + ["--"] + cmd
+        else:
+            log.warning(
+                "bubblewrap unavailable: candidate code runs WITHOUT file-system or network isolation "
+                "(rlimits and process cleanup still apply). Install it: apt-get install bubblewrap"
+            )
+        full_env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=full_env)
+        self._requests = 0
+        try:
+            self.ready = self._read(time.monotonic() + READY_TIMEOUT_S)[0]
+            if self.ready.get("event") != Event.READY:
+                raise WorkerDied(f"worker sent {self.ready!r} instead of ready")
+        except BaseException:
+            self.close()
+            raise
+        self.versions = self.ready.get("versions", {})
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def _read(self, deadline: float):
+        fd = self.proc.stdout.fileno()
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise WorkerDied("worker did not answer in time")
+        try:
+            return wire.recv(fd)
+        except (EOFError, wire.WireError) as exc:
+            raise WorkerDied(f"worker channel broke: {exc}") from exc
+
+    def request(self, request: RunRequest, timeout_s: float):
+        """Yield (event, blobs) until the worker's ``exit`` event; raises WorkerDied on silence or on a
+        frame of another request (the worker must then be replaced: its stream cannot be trusted)."""
+        self._requests += 1
+        header = {**request.to_wire(), "id": self._requests}
+        try:
+            wire.send(self.proc.stdin.fileno(), header)
+        except OSError as exc:
+            raise WorkerDied(f"worker is gone: {exc}") from exc
+        deadline = time.monotonic() + timeout_s + 30.0  # the worker enforces timeout_s itself
+        while True:
+            event, blobs = self._read(deadline)
+            if event.get("id") != header["id"]:
+                raise WorkerDied(f"frame for request {event.get('id')!r} during request {header['id']}")
+            yield event, blobs
+            if event.get("event") == Event.EXIT:
+                return
+
+    def close(self) -> None:
+        if self.alive:
+            try:
+                wire.send(self.proc.stdin.fileno(), {"kind": SHUTDOWN})
+                self.proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if self.alive:
+            self.proc.kill()
+            self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        if self._own_scratch:
+            shutil.rmtree(self._own_scratch, ignore_errors=True)

@@ -1,0 +1,37 @@
+"""Deterministic trial inputs, drawn inside the sandbox.
+
+The reference run and the candidate's run draw the same inputs from the same seed, so no tensor
+needs to cross to the candidate; a digest of each input (``kernel_env.wire.digest``) lets the trusted
+side prove they did.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def make_inputs(module, seed: int, variant: str = "normal") -> list:
+    """The task's inputs for ``seed``, in one of ``protocol.VARIANTS``."""
+    torch.manual_seed(seed)
+    inputs = list(module.get_inputs())
+    if variant == "normal":
+        return inputs
+    gen = torch.Generator().manual_seed(seed ^ 0x5EED)
+    out = []
+    for x in inputs:
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            if variant == "scaled":
+                x = x * 4.0
+            elif variant == "shifted":
+                x = x + 2.0
+            elif variant == "heavy":  # a log-normal scale mixture: occasional large magnitudes
+                x = x * torch.exp(0.75 * torch.randn(x.shape, generator=gen, dtype=x.dtype))
+            else:
+                raise ValueError(f"unknown input variant {variant!r}")
+        out.append(x)
+    return out
+
+
+def init_inputs(module, seed: int) -> list:
+    torch.manual_seed(seed)
+    return list(module.get_init_inputs())

@@ -1,0 +1,1 @@
+"""Adapters for the libraries people train with; each imports its library only when used."""

@@ -1,0 +1,34 @@
+"""The kernel-env command for tasks and single evaluations."""
+
+import json
+from pathlib import Path
+
+from kernel_env.cli import main
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "kernelbench"
+SOLUTION = Path(__file__).parents[2] / "tasks" / "bundled" / "level1" / "19_ReLU.solution.md"
+
+
+def test_tasks_list_json(capsys):
+    assert main(["tasks", "list", "--tasks", "bundled", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) >= 50 and {"id", "level", "sizes", "solution", "hash"} <= set(rows[0])
+
+
+def test_tasks_check_reports_the_unshrinkable_one(capsys):
+    assert main(["tasks", "check", "--tasks", str(FIXTURES), "--size", "small", "--json"]) == 1
+    reports = {r["task_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert len(reports) == 5 and sum(r["ok"] for r in reports.values()) == 4
+    assert "not shrinkable" in reports["L1/3_Hardcoded_sizes"]["problems"][0]
+
+
+def test_eval_json_has_the_result_and_its_reward(capsys):
+    code = main(["eval", "--task", "L1/19_ReLU", "--solution", str(SOLUTION), "--backend", "interpreter", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["correct"] and out["hacks"] == [] and out["stage"] == "done"
+    assert 1.0 < out["reward"] <= 5.0  # drkernel: 1 + min(speedup, 3) + coverage
+
+
+def test_eval_unknown_task_is_a_clear_error(capsys):
+    assert main(["eval", "--task", "L9/nope", "--solution", str(SOLUTION)]) == 2
+    assert "no task 'L9/nope'" in capsys.readouterr().err
