@@ -33,7 +33,7 @@ class KernelEnv(gym.Env[str, str]):
         backend: ``"auto"``, ``"cuda"`` or ``"interpreter"``; taken from ``evaluator`` when one is given.
         size: task size preset; default ``"full"`` on CUDA, ``"small"`` on the interpreter.
         max_turns: turns per episode; the last one returns ``truncated=True``.
-        reward: a preset name (see ``kernel_env.rewards``), a ``RewardConfig`` or a callable(EvalResult) -> float.
+        reward: a preset name (see ``kernel_env.scoring.rewards``), a ``RewardConfig`` or a callable(EvalResult) -> float.
         evaluator: an ``Evaluator`` (or ``RayEvaluator``) to use; the env holds it while open and never
             closes it. By default the process-wide pool of this backend, taken at the first step.
         workers: instead of the default pool, a pool of this many workers, shared with the other envs of
@@ -69,7 +69,7 @@ class KernelEnv(gym.Env[str, str]):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, not {render_mode!r}")
         if evaluator is not None and workers is not None:
-            raise ValueError("pass either evaluator= (a shared pool) or workers= (a private one), not both")
+            raise ValueError("pass either evaluator= (a pool to use) or workers= (a pool of that size), not both")
         if evaluator is not None:
             if backend not in ("auto", evaluator.backend):
                 raise ValueError(f"backend={backend!r} but the evaluator runs on {evaluator.backend!r}")

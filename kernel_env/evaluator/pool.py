@@ -27,7 +27,7 @@ from .cache import ResultCache, result_key
 from .judge import Judge, Verdict
 from .plan import candidate_indices, reference_plan, timing_sets
 from .report import MalformedReport, Reference, lost_worker, parse_report
-from .sandbox import SandboxProcess, WorkerDied
+from .sandbox import RequestRefused, SandboxProcess, WorkerDied
 from .submission import SubmissionError, extract_code, parse_submission
 
 #: Tasks whose reference outputs stay in memory (the bundled suite fits; a trainer cycling through
@@ -131,9 +131,6 @@ class Evaluator(BaseEvaluator):
             proc = None
         finally:
             self._idle.put((slot, proc))
-        refused = events[-1][0].get("refused") if events else None
-        if refused:
-            raise RuntimeError(f"the sandboxed worker refused the request (a bug in kernel-env): {refused}")
         return events
 
     # -- the pipeline -----------------------------------------------------------------------------
@@ -229,16 +226,20 @@ class Evaluator(BaseEvaluator):
             limits=limits_of(config, result_mb), fingerprint_key=key, code=submission.code,
             kernel_names=tuple(submission.kernels), profile=config.profile)
         t0 = time.perf_counter()
-        events = self._run_on_worker(request, config.timeout_s)
+        try:
+            events = self._run_on_worker(request, config.timeout_s)
+        except RequestRefused as exc:
+            return EvalResult.harness_failure(task.id, str(exc), findings=list(submission.findings), **context), False
         timings["sandbox"] = round(time.perf_counter() - t0, 4)
-        judge = Judge(plan, chosen, reference, config, key, submission.findings)
         try:
             report = parse_report(events, len(chosen))
-            verdict = judge.verdict(report)
-        except Exception as exc:  # only a forged or corrupted report gets here: never raise into an RL loop
-            report, verdict = None, Verdict.malformed(f"{type(exc).__name__}: {exc}")
-        lost = report is not None and report.exit.worker_died
-        return self._result(job, verdict, submission.findings, timings, started), not lost
+        except MalformedReport as exc:  # only a forged or corrupted report gets here
+            return self._result(job, Verdict.malformed(str(exc)), submission.findings, timings, started), True
+        try:
+            verdict = Judge(plan, chosen, reference, config, key, submission.findings).verdict(report)
+        except Exception as exc:  # values out of range in a well-formed report: never raise into an RL loop
+            verdict = Verdict.malformed(f"{type(exc).__name__}: {exc}")
+        return self._result(job, verdict, submission.findings, timings, started), not report.exit.worker_died
 
     def _result(self, job: _Job, verdict: Verdict, findings: list[str], timings: dict[str, float],
                 started: float) -> EvalResult:

@@ -72,7 +72,6 @@ class Exit:
     detail: str = ""
     log_tail: str = ""
     elapsed: float | None = None
-    refused: str | None = None  # the worker could not read the request: a bug on the trusted side
 
     @property
     def abnormal(self) -> bool:
@@ -173,7 +172,7 @@ def _exit(event: dict) -> Exit:
     return Exit(killed_for=event.get("killed_for"), signal=event.get("signal"),
                 exit_code=None if code is None else int(code), worker_died=bool(event.get("worker_died")),
                 detail=str(event.get("detail", "")), log_tail=str(event.get("log_tail") or ""),
-                elapsed=None if elapsed is None else float(elapsed), refused=event.get("refused"))
+                elapsed=None if elapsed is None else float(elapsed))
 
 
 def lost_worker(detail: str) -> tuple[dict, list[bytes]]:

@@ -30,6 +30,10 @@ class WorkerDied(RuntimeError):
     """The worker process exited or stopped answering; it must be replaced."""
 
 
+class RequestRefused(RuntimeError):
+    """The worker could not read a request: a bug on the trusted side, never the candidate's doing."""
+
+
 def _paths_under_tmp() -> list[str]:
     """Where this Python and its packages live, if under /tmp: the private /tmp would hide them."""
     here = Path(__file__).resolve().parents[2]  # the folder that holds kernel_env/
@@ -126,6 +130,9 @@ class SandboxProcess:
             event, blobs = self._read(deadline)
             if event.get("id") != header["id"]:
                 raise WorkerDied(f"frame for request {event.get('id')!r} during request {header['id']}")
+            if event.get("event") == Event.EXIT and event.get("refused"):  # only the worker sends an exit
+                raise RequestRefused(f"the sandboxed worker refused the request (a bug in kernel-env): "
+                                     f"{event['refused']}")
             yield event, blobs
             if event.get("event") == Event.EXIT:
                 return

@@ -227,6 +227,18 @@ def test_forging_trial_reports(hostile_evaluator, relu):
     assert not r.correct and "sandbox_violation" in r.hacks and "malformed report" in r.error
 
 
+@pytest.mark.parametrize("frame", [
+    {"event": "stage", "stage": "timing", "refused": "forged", "worker_died": True},
+    {"event": "exit", "refused": "forged"},
+])
+def test_a_child_cannot_claim_the_harness_failed(hostile_evaluator, relu, frame):
+    """``refused`` and ``worker_died`` are the worker's and the trusted side's words: said by the
+    candidate they must not turn its result into a blameless, uncached harness failure."""
+    r = run_hostile(hostile_evaluator, relu, relu_model(FORGE.format(frame=frame)))
+    assert not r.harness_error
+    assert not r.clean if frame["event"] == "exit" else r.clean
+
+
 @pytest.mark.parametrize("response, stage, words", [
     (reply("def broken(:\n    pass"), "parse", "syntax error"),
     ("Sorry, I cannot write this kernel.", "parse", "no ```python code block"),
