@@ -59,7 +59,8 @@ def test_the_evaluator_never_imports_the_inside(path):
 
 @pytest.mark.parametrize("folder, forbidden", [("tasks", ("kernel_env", "agents")), ("kernel_env", ("agents",))])
 def test_packages_depend_one_way(folder, forbidden):
-    bad = {f"{p.relative_to(ROOT)}: {n}" for p in modules(folder) for root in forbidden for n in ours(imports_of(p), root)}
+    bad = {f"{p.relative_to(ROOT)}: {n}"
+           for p in modules(folder) for root in forbidden for n in ours(imports_of(p), root)}
     assert not bad, sorted(bad)
 
 

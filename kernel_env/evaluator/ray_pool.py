@@ -17,7 +17,9 @@ actor's node and GPU. Around the actors the driver keeps:
 - per-request timeouts: a request that has not come back ``request_timeout_s`` after dispatch
   resolves to an ``EvalResult`` whose error says "timed out", and its actor is restarted;
 - restarts: actors are created with ``max_restarts``; a request lost with a crashed actor is sent
-  again (up to ``retries`` times) to whichever actor is free.
+  again (up to ``retries`` times) to whichever actor is free;
+- readiness: work goes only to actors that have answered a ping, so a timeout measures evaluation,
+  not an actor's (re)start.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ from .submission import SubmissionError, extract_code
 NAMESPACE = "kernel_env"
 log = logging.getLogger("kernel_env")
 TIMED_OUT = "timed out"
+#: How long to wait before pinging an actor that answered "unavailable" (Ray is restarting it) again.
+UNAVAILABLE_REST_S = 0.5
 
 
 def _ray():
@@ -169,6 +173,7 @@ class _Request:
     attempts: int = 0
     actor: int = -1
     deadline: float = 0.0
+    first_sent: float | None = None  # bounds how long a request may wait for restarting actors
 
 
 @dataclass
@@ -178,6 +183,14 @@ class _Slot:
     failures: int = 0  # requests lost with this actor since its last success
     failing: bool = False
     alive: bool = True
+    ping: object = None  # an ``info`` call in flight: the actor gets work once it has answered one
+    ready: bool = False
+    resting_until: float = 0.0  # an unavailable (restarting) actor is pinged again after this
+
+    def await_ready(self, delay_s: float = 0.0) -> None:
+        """Send no work until the actor answers again (it is starting or restarting)."""
+        self.ready, self.ping = False, None
+        self.resting_until = time.monotonic() + delay_s
 
 
 class RayEvaluator(BaseEvaluator):
@@ -297,8 +310,17 @@ class RayEvaluator(BaseEvaluator):
         return flying + self._queue.qsize() + len(self._retry)
 
     def actor_info(self, timeout_s: float = 60.0) -> list[dict]:
+        """Each actor's pid, node, GPUs and workers; waits up to ``timeout_s`` for restarting ones."""
         ray = _ray()
-        return ray.get([s.handle.info.remote() for s in self._slots], timeout=timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return ray.get([s.handle.info.remote() for s in self._slots],
+                               timeout=max(deadline - time.monotonic(), 0.1))
+            except ray.exceptions.ActorUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(UNAVAILABLE_REST_S)
 
     def worker_pids(self) -> list[int]:
         """Sandbox worker pids of every actor (on their own nodes)."""
@@ -323,6 +345,7 @@ class RayEvaluator(BaseEvaluator):
         ray = _ray()
         while not self._stop.is_set():
             try:
+                self._check_ready(ray)
                 self._dispatch()
                 refs = [ref for s in self._slots for ref in s.in_flight]
                 if not refs:
@@ -349,7 +372,8 @@ class RayEvaluator(BaseEvaluator):
 
     def _dispatch(self) -> None:
         while True:
-            live = [s for s in self._slots if s.alive and len(s.in_flight) < self.max_in_flight]
+            now = time.monotonic()
+            live = [s for s in self._slots if s.alive and s.ready and len(s.in_flight) < self.max_in_flight]
             if not live:
                 if not any(s.alive for s in self._slots):
                     self._fail_all("every evaluator actor is dead")
@@ -360,7 +384,8 @@ class RayEvaluator(BaseEvaluator):
             index = self._slots.index(min(live, key=lambda s: len(s.in_flight)))
             slot = self._slots[index]
             request.actor, request.attempts = index, request.attempts + 1
-            request.deadline = time.monotonic() + request.timeout_s
+            request.deadline = now + request.timeout_s
+            request.first_sent = request.first_sent or now
             ref = slot.handle.evaluate.remote(request.task, request.response, request.size, request.config)
             with self._lock:
                 slot.in_flight[ref] = request
@@ -373,10 +398,18 @@ class RayEvaluator(BaseEvaluator):
         try:
             payload = ray.get(ref)
             result = EvalResult.from_dict(payload["result"])
-        except ray.exceptions.RayActorError as exc:  # the actor crashed (or was killed): Ray restarts it
+        except ray.exceptions.RayActorError as exc:  # the actor crashed or was killed, and Ray restarts it
             if not slot.failing:  # one death fails every request the actor held: count it once
                 self.restarts += 1
                 slot.failing = True
+            slot.await_ready(UNAVAILABLE_REST_S)
+            if isinstance(exc, ray.exceptions.ActorUnavailableError):  # restarting now: resend once it is back
+                if time.monotonic() - request.first_sent > request.timeout_s:
+                    self._resolve(request, self._error(request, f"{TIMED_OUT}: no evaluator actor came back"))
+                else:
+                    request.attempts -= 1  # not a lost attempt
+                    self._retry.append(request)
+                return
             slot.failures += 1
             if slot.failures > (self.max_restarts + 1) * self.max_in_flight:  # more than its restarts can explain
                 slot.alive = False
@@ -406,6 +439,27 @@ class RayEvaluator(BaseEvaluator):
                 self._resolve(request, self._error(request, f"{TIMED_OUT} after {request.timeout_s:g} s on a Ray actor"))
             # the actor is stuck: restart it; its other requests come back as actor errors and are retried
             ray.kill(slot.handle, no_restart=False)
+            slot.await_ready(UNAVAILABLE_REST_S)
+
+    def _check_ready(self, ray) -> None:
+        """Ping actors that are starting or restarting; one that answers gets work. So a request's
+        timeout measures its evaluation, never an actor's start-up (minutes on a busy machine)."""
+        now = time.monotonic()
+        for slot in self._slots:
+            if slot.ready or not slot.alive or now < slot.resting_until:
+                continue
+            if slot.ping is None:
+                slot.ping = slot.handle.info.remote()
+            if not ray.wait([slot.ping], timeout=0)[0]:
+                continue
+            try:
+                ray.get(slot.ping)
+                slot.ready, slot.ping = True, None
+            except ray.exceptions.RayActorError as exc:  # still restarting, or gone
+                if not isinstance(exc, ray.exceptions.ActorUnavailableError):
+                    slot.failures += 1
+                    slot.alive = slot.failures <= (self.max_restarts + 1) * self.max_in_flight
+                slot.await_ready(UNAVAILABLE_REST_S)
 
     def _error(self, request: _Request, message: str) -> EvalResult:
         return EvalResult.harness_failure(request.task.id, message, backend=self.backend, size=request.size)

@@ -127,8 +127,9 @@ def _parse(events, n_trials: int) -> RunReport:
             if not 0 <= pos < n_trials or pos in report.trials:
                 raise MalformedReport(f"trial report {pos} out of range or repeated")
             report.trials[pos] = TrialReport(
-                index=pos, outputs=Packed(list(event.get("outputs", [])), blobs), digests=list(event.get("digests", [])),
-                types=list(event.get("types", [])), foreign=list(event.get("foreign") or []),
+                index=pos, outputs=Packed(list(event.get("outputs", [])), blobs),
+                digests=list(event.get("digests", [])), types=list(event.get("types", [])),
+                foreign=list(event.get("foreign") or []),
                 launches=int(event.get("launches", 0)), side_launches=int(event.get("side_launches") or 0),
                 host_ms=float(event.get("host_ms") or 0.0))
         elif kind == Event.GRAD_LAUNCHES:

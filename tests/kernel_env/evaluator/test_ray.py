@@ -83,7 +83,7 @@ def test_killed_actor_mid_stream_still_answers(ray_ev, relu):
     results = [f.result(timeout=180) for f in futures]
     assert all(r.clean for r in results), [r.error for r in results]
     assert ray_ev.restarts > before
-    assert len(ray_ev.actor_info()) == 2  # the killed actor is back
+    assert len(ray_ev.actor_info(timeout_s=600)) == 2  # the killed actor is back (slow to restart under load)
 
 
 def test_request_timeout_resolves_instead_of_hanging(ray_ev, bundled):
