@@ -63,8 +63,7 @@ class BaseEvaluator(ABC):
     def hold(self) -> BaseEvaluator:
         """Keep this pool open until the matching ``release`` (envs hold the pool they use)."""
         with self._hold_lock:
-            if self.closed:
-                raise RuntimeError("the evaluator is closed")
+            self._check_open()
             self._holders += 1
         return self
 
