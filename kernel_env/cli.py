@@ -76,7 +76,10 @@ def cmd_eval(args) -> int:
         print(f"error: no task {args.task!r} in {args.tasks} (try: kernel-env tasks list --tasks {args.tasks})",
               file=sys.stderr)
         return 2
-    response = sys.stdin.read() if args.solution == "-" else Path(args.solution).read_text()
+    from kernel_env.evaluator.submission import decode_reply
+
+    raw = sys.stdin.buffer.read() if args.solution == "-" else Path(args.solution).read_bytes()
+    response = decode_reply(raw)
     with Evaluator(backend=args.backend, workers=1, isolation=args.isolation) as evaluator:
         size = args.size or default_size(evaluator.backend)
         from tasks import load_tasks

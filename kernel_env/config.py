@@ -14,7 +14,7 @@ class EvalConfig:
     extra_trials: int = 2  # up to this many more, drawn at random, so call counting cannot know
     atol: float = 1e-2
     rtol: float = 1e-2
-    seed: int = 42
+    seed: int | None = None  # None: secret seeds per evaluation; an int fixes them (debugging; marked in the result)
     input_variants: bool = True  # scaled / shifted / heavy-tailed inputs where the reference allows
     warmup: int | None = None  # timing warm-up calls; None = backend default
     iters: int | None = None  # timed calls; None = backend default
@@ -30,10 +30,12 @@ class EvalConfig:
     def __post_init__(self):
         """Limits go to setrlimit and bit shifts in the worker: a wrong type there would fail every
         evaluation (and look like the candidate's fault), so it fails here instead."""
-        for name in ("trials", "extra_trials", "seed", "cpu_time_s", "memory_mb", "max_processes", "max_output_mb",
+        if self.seed is not None and (type(self.seed) is not int or self.seed < 0):
+            raise ValueError(f"EvalConfig.seed must be None or a non-negative integer, not {self.seed!r}")
+        for name in ("trials", "extra_trials", "cpu_time_s", "memory_mb", "max_processes", "max_output_mb",
                      "max_result_mb"):
             value = getattr(self, name)
-            if type(value) is not int or value < (0 if name in ("extra_trials", "seed") else 1):
+            if type(value) is not int or value < (0 if name == "extra_trials" else 1):
                 raise ValueError(f"EvalConfig.{name} must be a positive integer, not {value!r}")
         for name in ("atol", "rtol", "timeout_s"):
             value = getattr(self, name)

@@ -37,11 +37,17 @@ class Limits:
 
 @dataclass(frozen=True)
 class Timing:
-    """How the timed calls run: warm-up calls, timed calls, and the trials whose inputs they rotate through."""
+    """How the timed calls run: ``warmup`` untimed calls, then ``iters`` timed ones, each on inputs of
+    its own (``seeds``, one per call): no call sees contents another call saw, so no content cache
+    can answer it."""
 
     warmup: int
     iters: int
-    sets: tuple[int, ...]
+    seeds: tuple[int, ...]
+
+    def __post_init__(self):
+        if len(self.seeds) != self.warmup + self.iters:
+            raise ProtocolError(f"timing needs {self.warmup + self.iters} seeds, got {len(self.seeds)}")
 
 
 #: Per-backend (warm-up, timed) calls for ``EvalConfig.warmup`` / ``iters`` left at None.
@@ -54,11 +60,10 @@ def limits_of(config, result_mb: int | None = None) -> Limits:
                   config.max_output_mb, result_mb or config.max_result_mb)
 
 
-def timing_of(config, backend: str, sets) -> Timing:
-    """The timed calls of an ``EvalConfig`` on ``backend``, rotating through trials ``sets``."""
+def timing_counts(config, backend: str) -> tuple[int, int]:
+    """(warm-up calls, timed calls) of an ``EvalConfig`` on ``backend``."""
     warmup, iters = TIMING_DEFAULTS[backend]
-    return Timing(warmup if config.warmup is None else config.warmup, iters if config.iters is None else config.iters,
-                  tuple(sets))
+    return (warmup if config.warmup is None else config.warmup, iters if config.iters is None else config.iters)
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,7 @@ class RunRequest:
     init_seed: int
     timing: Timing | None
     limits: Limits
-    fingerprint_key: int = 0  # secret sample positions for timed-output fingerprints
+    fingerprint_key: int = 0  # sample positions of timed-output fingerprints (secret per seed set)
 
     def to_wire(self) -> dict:
         header = asdict(self)
@@ -125,7 +130,7 @@ def request_from_wire(header: dict) -> RunRequest:
         values["trials"] = tuple(Trial(**t) for t in header["trials"])
         values["limits"] = Limits(**header["limits"])
         timing = header.get("timing")
-        values["timing"] = None if timing is None else Timing(timing["warmup"], timing["iters"], tuple(timing["sets"]))
+        values["timing"] = None if timing is None else Timing(timing["warmup"], timing["iters"], tuple(timing["seeds"]))
         if "kernel_names" in values:
             values["kernel_names"] = tuple(values["kernel_names"])
         request = cls(**values)
@@ -148,6 +153,7 @@ class Event:
     HACK = "hack"  # an in-process watcher saw something: {"code", "detail"}
     TIMING_BEGIN = "timing_begin"
     TIMING_END = "timing_end"  # the timed calls' records
+    TICK = "tick"  # right before and right after one timed call: the worker's clock brackets it
     PROFILE = "profile"  # profiler coverage (CUDA)
     GHOST = "ghost"  # one ghost replay's outputs
     ERROR = "error"  # the run failed: {"stage", "message", "where"}
@@ -159,7 +165,7 @@ class Event:
 #: What an evaluation's process may say. A child that sends anything else (a worker-only event
 #: included) is trying to speak for the worker, and is killed for it.
 CHILD_EVENTS = frozenset({Event.STAGE, Event.COMPILED, Event.TRIAL, Event.GRAD_LAUNCHES, Event.HACK,
-                          Event.TIMING_BEGIN, Event.TIMING_END, Event.PROFILE, Event.GHOST, Event.ERROR, Event.DONE})
+                          Event.TIMING_BEGIN, Event.TICK, Event.TIMING_END, Event.PROFILE, Event.GHOST, Event.ERROR, Event.DONE})
 
 
 class Killed:

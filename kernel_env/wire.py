@@ -128,14 +128,30 @@ _DTYPES = {str(d).removeprefix("torch."): d for d in (
 )}
 
 
+# Tensor methods bound at import, before any candidate exists: serialising, hashing and
+# fingerprinting a candidate's tensor never looks a method up on it (or on its class) at call time.
+_T = torch.Tensor
+_detach, _to, _contiguous, _reshape, _view = _T.detach, _T.to, _T.contiguous, _T.reshape, _T.view
+_numpy, _numel, _sum, _abs, _tolist, _index = _T.numpy, _T.numel, _T.sum, _T.abs, _T.tolist, _T.__getitem__
+_item = _T.item
+
+
+def _cpu_copy(value: torch.Tensor) -> torch.Tensor:
+    return _contiguous(_to(_detach(value), "cpu"))
+
+
+def _bytes(t: torch.Tensor) -> bytes:
+    return _numpy(_view(_reshape(t, -1), torch.uint8)).tobytes() if _numel(t) else b""
+
+
 def pack_value(value, blobs: list[bytes]):
     """JSON-able description of a value; tensors append their bytes to ``blobs``."""
     if isinstance(value, torch.Tensor):
-        t = value.detach().to("cpu").contiguous()
+        t = _cpu_copy(value)
         name = str(t.dtype).removeprefix("torch.")
         if name not in _DTYPES:
             return {"kind": "unsupported", "type": f"tensor of {name}"}
-        blobs.append(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        blobs.append(_bytes(t))
         return {"kind": "tensor", "dtype": name, "shape": list(t.shape), "blob": len(blobs) - 1,
                 "type": type(value).__name__}
     if isinstance(value, (bool, int, float)) or value is None:
@@ -189,23 +205,22 @@ class Unsupported(str):
 def digest(value) -> str:
     """Content hash of a tensor (bytes, dtype and shape) or a repr for anything else."""
     if isinstance(value, torch.Tensor):
-        t = value.detach().to("cpu").contiguous()
+        t = _cpu_copy(value)
         h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
-        if t.numel():
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        h.update(_bytes(t))
         return h.hexdigest()[:24]
     return repr(value)[:200]
 
 
 def fingerprint(value: torch.Tensor, key: int, samples: int = 32) -> list[float]:
-    """Sum, absolute sum and ``samples`` elements at positions drawn from ``key`` (kept secret until
-    the request), so timed outputs can be checked against the reference without shipping them."""
-    flat = value.detach().reshape(-1).to("cpu", torch.float64)
-    n = flat.numel()
+    """Sum, absolute sum and ``samples`` elements at positions drawn from ``key`` (secret per seed
+    set), so timed outputs can be checked against the reference's without shipping either."""
+    flat = _to(_reshape(_detach(value), -1), "cpu", torch.float64)
+    n = _numel(flat)
     if n == 0:
         return [0.0, 0.0]
     idx = torch.randint(0, n, (min(samples, n),), generator=torch.Generator().manual_seed(key))
-    return [flat.sum().item(), flat.abs().sum().item(), *flat[idx].tolist()]
+    return [_item(_sum(flat)), _item(_sum(_abs(flat))), *_tolist(_index(flat, idx))]
 
 
 def fingerprints_close(got: list[float], want: list[float], atol: float, rtol: float, n: int) -> bool:

@@ -14,8 +14,9 @@ work, caching outputs or tampering with timing is detected and earns nothing. Ou
 `Model` within atol = rtol = {atol:g}."""
 
 INTERPRETER_NOTE = """\
-Kernels run on a CPU under the Triton interpreter (TRITON_INTERPRET=1): do not use libdevice, inline \
-asm, bf16 `tl.dot`, `tl.make_block_ptr` or multi-config autotuning. Timings are CPU figures."""
+Kernels run on a CPU under the Triton interpreter (TRITON_INTERPRET=1): do not use inline asm, bf16 \
+`tl.dot` or `tl.make_block_ptr`; libdevice works, and multi-config autotuning runs its first config. \
+Timings are CPU figures."""
 
 TRUNCATED = "\n[... truncated]"
 

@@ -19,7 +19,7 @@ from .. import wire
 from ..config import EvalConfig
 from ..protocol import Killed, Trial
 from ..scoring.result import STAGES
-from ..wire import fingerprint, fingerprints_close
+from ..wire import fingerprints_close
 from .report import GhostReport, Reference, RunReport, TimedCall, TrialReport
 from .submission import strict_codes
 
@@ -32,6 +32,12 @@ RELAY_SLACK_MS = 100.0
 #: than CACHED_MIN_GAP_MS) were answered from a cache: the timed inputs were seen during correctness.
 CACHED_SPEEDUP = 5.0
 CACHED_MIN_GAP_MS = 0.5
+#: CUDA: the median device time may not fall below this share of the median host time, less the slack.
+DEVICE_BELOW_HOST, DEVICE_BELOW_HOST_SLACK_MS = 0.5, 0.5
+#: The worker's clock around a timed call may exceed the reported time by the harness's own share
+#: (the reference's median gap, times the factor) plus the slack (a poll of the worker, scheduling
+#: on a loaded machine), and the reported time must be at least 1/RATIO of what the worker saw.
+EXTERNAL_GAP_FACTOR, EXTERNAL_SLACK_MS, EXTERNAL_RATIO = 3.0, 40.0, 3.0
 
 
 ROLE_WORDS = {
@@ -95,6 +101,7 @@ class Verdict:
     max_abs_error: float | None = None
     mean_abs_error: float | None = None
     timings: dict[str, float] = field(default_factory=dict)  # sandbox seconds per stage, forward time
+    evidence: list[str] = field(default_factory=list)  # runtime findings, reported with the static ones
 
     @classmethod
     def unparsed(cls, error: str) -> Verdict:
@@ -117,20 +124,20 @@ class _Speed:
 
 
 class Judge:
-    """One verdict: built per evaluation with the plan, the reference and the secret fingerprint key."""
+    """One verdict: built per evaluation with the plan, the reference and the static findings."""
 
     def __init__(self, plan: list[Trial], chosen: list[int], reference: Reference, config: EvalConfig,
-                 fingerprint_key: int, findings: list[str]):
+                 findings: list[str]):
         self.plan = plan
         self.chosen = chosen
         self.ref = reference
         self.config = config
-        self.key = fingerprint_key
         self.findings = findings
         self.hacks: dict[str, str] = {}  # code -> detail; the first sighting is kept
         self.failures: dict[str, str] = {}  # trial role -> first failure
         self.wrong: dict[int, list] = {}  # trial position -> the outputs that failed, for the staleness check
         self.errors = (None, None)  # (max, mean) absolute error over the plain trials that matched
+        self.evidence: set[str] = set()  # runtime findings: reported, a hack code only under ``strict``
 
     def hack(self, code: str, detail: str) -> None:
         self.hacks.setdefault(code, detail)
@@ -154,7 +161,7 @@ class Judge:
         self.check_precision(trial_ok, correct)
         earned = speed is not None and not self.hacks  # an unearned result has no meaningful speed
         if self.config.strict:  # static evidence, promoted: gates the reward, leaves the measurements
-            for code in sorted(strict_codes(self.findings) - set(self.hacks)):
+            for code in sorted(strict_codes([*self.findings, *self.evidence]) - set(self.hacks)):
                 self.hack(code, "")
         if error is None and not correct:
             role, why = next(iter(self.failures.items()), ("", "no output was checked"))
@@ -166,7 +173,8 @@ class Judge:
             compiled=report.compiled, correct=correct, stage=failed_in or "done", error=error, hacks=dict(self.hacks),
             speedup=speed.speedup if earned else None, runtime_ms=speed.runtime_ms if earned else None,
             ref_runtime_ms=speed.ref_runtime_ms if speed else None, coverage=speed.coverage if earned else None,
-            max_abs_error=self.errors[0], mean_abs_error=self.errors[1], timings=timings)
+            max_abs_error=self.errors[0], mean_abs_error=self.errors[1], timings=timings,
+            evidence=sorted(self.evidence))
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -277,32 +285,34 @@ class Judge:
 
     def check_ghost(self, ghost: GhostReport) -> None:
         """A replay with every own kernel skipped that still gives the right answer proves the
-        kernels did not produce it (one that raises or goes wrong is what honest code does)."""
-        if ghost.raised or not 0 <= ghost.index < len(self.chosen):
+        kernels did not produce it. One that raises is what honest code may do (a poisoned index
+        buffer), but it is also how code that noticed the replay escapes it: evidence, a finding."""
+        if not 0 <= ghost.index < len(self.chosen):
+            return
+        if ghost.raised:
+            self.evidence.add("ghost replay raised where the real calls did not: the code may detect the replay")
             return
         try:
             got = ghost.outputs.unpack()
         except (wire.WireError, KeyError, ValueError, TypeError):
             return
         if compare(got, self.ref.outputs[self.chosen[ghost.index]], self.config.atol, self.config.rtol).ok:
-            fill = "NaN" if ghost.fill == "nan" else "random values"
+            how = {"nan": "the buffers they write filled with NaN", "random": "the buffers they write filled "
+                   "with random values", "none": "nothing filled in: they pass over a result already computed"}
             self.hack("kernel_not_contributing",
-                      f"the output is still correct with every own kernel skipped (buffers filled with {fill})")
+                      f"the output is still correct with every own kernel skipped ({how.get(ghost.fill, ghost.fill)})")
 
     def check_timing(self, report: RunReport) -> _Speed | None:
         """Check the timed calls (right answers, own launches, honest clocks) and measure them."""
         calls = report.timed
-        sets = [self.chosen[k] for k in sorted({c.set for c in calls})]
-        expected = {}
-        for pos in {c.set for c in calls}:
-            outs = self.ref.outputs[self.chosen[pos]]
-            expected[pos] = [(fingerprint(o, self.key), o.numel()) for o in outs]
+        want_all = self.ref.timed_prints
         for i, call in enumerate(calls):
-            want = expected.get(call.set, [])
+            want = want_all[i] if i < len(want_all) else []
+            numel = self.ref.timed_numel[i] if i < len(self.ref.timed_numel) else []
             got = call.fingerprints
-            if len(got) != len(want) or not all(
-                g is not None and fingerprints_close(g, w, self.config.atol, self.config.rtol, n)
-                for g, (w, n) in zip(got, want)
+            if len(calls) != len(want_all) or len(got) != len(want) or not all(
+                g is not None and w is not None and fingerprints_close(g, w, self.config.atol, self.config.rtol, n)
+                for g, w, n in zip(got, want, numel)
             ):
                 self.hack("timed_output_mismatch", f"timed call {i} returned a different result")
                 break
@@ -311,7 +321,7 @@ class Judge:
         if skipped:
             self.hack("no_own_kernel_launched", f"own kernels did not run in timed call(s) {skipped}")
         times = [call.ms for call in calls]
-        if not times or not sets:
+        if not times:
             return None
         begin, end = report.timing_window
         if begin is not None and end is not None:
@@ -320,18 +330,42 @@ class Judge:
                 self.hack("timer_tampering", f"reported {sum(times):.2f} ms inside a {envelope_ms:.2f} ms window")
         if any(call.host_ms + 0.5 < 0.8 * call.ms for call in calls):
             self.hack("timer_tampering", "device time exceeds host time")
+        # The end event is recorded after a device-wide synchronize, so an honest device interval
+        # spans the host one less the first record's latency: far below it, the events were not ours.
+        if statistics.median(call.ms for call in calls) < DEVICE_BELOW_HOST * statistics.median(
+                call.host_ms for call in calls) - DEVICE_BELOW_HOST_SLACK_MS:
+            self.hack("timer_tampering", "device time far below the host time around the same calls")
+        self.check_external_clock(calls)
         runtime = statistics.median(times)
         ref_runtime = self.ref.runtime_ms
         coverage = None
         profile = report.profile
         if profile and profile.get("total_us"):
             coverage = min(1.0, float(profile["own_us"]) / float(profile["total_us"]))
+            if profile.get("shared_names"):
+                self.evidence.add(f"own kernels share names with other kernels in the profile "
+                                  f"({', '.join(map(str, profile['shared_names'][:3]))}): counted up to their own launches")
             if int(profile.get("streams", 1)) > 1:
                 self.hack("side_stream", f"device work on {profile['streams']} streams")
         elif sum(times) > 0 and profile is None:
             coverage = min(1.0, sum(call.own_ms for call in calls) / sum(times))
         speedup = ref_runtime / runtime if ref_runtime and runtime > 0 else None
         return _Speed(runtime, ref_runtime, speedup, coverage)
+
+    def check_external_clock(self, calls: list[TimedCall]) -> None:
+        """The worker's clock brackets every timed call from outside the candidate's process (two
+        ticks). A clock the candidate rewrote (frames, ctypes, a self-restoring patch) reports far
+        less than that bracket; the reference's own brackets say how much the harness adds."""
+        if any(call.external_ms is None for call in calls):
+            self.hack("timer_tampering", "a timed call's clock ticks are missing")
+            return
+        gaps = [call.external_ms - call.ms for call in calls]
+        allowed = EXTERNAL_GAP_FACTOR * max(0.0, statistics.median(self.ref.tick_gaps_ms or [0.0])) \
+            + EXTERNAL_SLACK_MS
+        reported, outside = statistics.median(c.ms for c in calls), statistics.median(c.external_ms for c in calls)
+        if statistics.median(gaps) > allowed and reported * EXTERNAL_RATIO < outside:
+            self.hack("timer_tampering", f"timed calls reported {reported:.3g} ms each, the worker's clock saw "
+                                         f"{outside:.3g} ms around them")
 
     def check_cached(self, report: RunReport, calls: list[TimedCall]) -> None:
         """Timed calls reuse inputs the correctness calls saw; a content-keyed cache answers them far

@@ -1,30 +1,79 @@
-"""Which calls an evaluation makes: trial seeds, input variants, the in-place reuse call, a second shape.
+"""Which calls an evaluation makes: trial seeds, input variants, the in-place reuse call, a second shape,
+and the fresh inputs of every timed call.
 
-The reference side runs the longest plan once (cached); each candidate evaluation runs a prefix of
-the base trials plus a random number of extra trials, so call counting cannot know which call is
-the last one checked (hack 7).
+Every seed is derived from a *seed set* the candidate cannot know: a secret drawn by the trusted
+side (a bounded pool per task, so references stay cached), or ``EvalConfig.seed`` when a user fixes
+it for debugging. The reference side runs the longest plan once per seed set (cached); each
+candidate evaluation runs a prefix of the base trials plus a random number of extra trials, so call
+counting cannot know which call is the last one checked (hack 7).
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
+import secrets
+from dataclasses import dataclass
 
 from ..config import EvalConfig
-from ..protocol import VARIANTS, Trial
+from ..protocol import VARIANTS, Timing, Trial, timing_counts
+
+#: Seed sets kept per task and configuration: each costs one reference run (then cached); a
+#: candidate is evaluated on one of them, picked at random.
+SEED_SETS = 4
 
 
-def reference_plan(config: EvalConfig, has_alt: bool) -> list[Trial]:
+@dataclass(frozen=True)
+class SeedSet:
+    """The secrets one group of evaluations shares: where every seed comes from, and the sample
+    positions of timed-output fingerprints."""
+
+    base: int
+    fingerprint_key: int
+    fixed: bool = False  # from EvalConfig.seed: known to anyone who reads the config
+
+    def seed(self, *path) -> int:
+        return _hash(self.base, *path) & ((1 << 63) - 1)
+
+    @classmethod
+    def derive(cls, secret: int, *path) -> SeedSet:
+        """Seed set number ``path`` of an evaluator's secret (shared by the actors of one Ray
+        evaluator, so they share references too)."""
+        return cls(_hash(secret, *path, "base") & ((1 << 63) - 1), _hash(secret, *path, "fingerprint") & ((1 << 31) - 1))
+
+    @classmethod
+    def of(cls, config: EvalConfig) -> SeedSet | None:
+        """The fixed seed set of a config that names a seed; None means secret seed sets."""
+        if config.seed is None:
+            return None
+        return cls(config.seed, _hash(config.seed, "fingerprint") & ((1 << 31) - 1), fixed=True)
+
+
+def _hash(*parts) -> int:
+    return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=8).digest(), "little")
+
+
+def new_secret() -> int:
+    return secrets.randbits(128)
+
+
+def reference_plan(config: EvalConfig, has_alt: bool, seeds: SeedSet) -> list[Trial]:
     variants = VARIANTS if config.input_variants else ("normal",)
     base = [
-        Trial(config.seed + i, variants[i - 1] if i >= 2 and i - 1 < len(variants) else "normal")
+        Trial(seeds.seed("trial", i), variants[i - 1] if i >= 2 and i - 1 < len(variants) else "normal")
         for i in range(config.trials)
     ]
-    n = len(base)
-    extra = [Trial(config.seed + n + i, role="extra") for i in range(config.extra_trials)]
-    trials = base + extra + [Trial(config.seed + 1000, reuse=True, role="reuse")]
+    extra = [Trial(seeds.seed("extra", i), role="extra") for i in range(config.extra_trials)]
+    trials = base + extra + [Trial(seeds.seed("reuse"), reuse=True, role="reuse")]
     if has_alt:
-        trials.append(Trial(config.seed + 2000, program="alt", role="alt"))
+        trials.append(Trial(seeds.seed("alt"), program="alt", role="alt"))
     return trials
+
+
+def timing_plan(config: EvalConfig, backend: str, seeds: SeedSet) -> Timing:
+    """Warm-up and timed calls, each on inputs of its own seed."""
+    warmup, iters = timing_counts(config, backend)
+    return Timing(warmup, iters, tuple(seeds.seed("timed", i) for i in range(warmup + iters)))
 
 
 def candidate_indices(plan: list[Trial], usable: list[bool], rng: random.Random) -> list[int]:
@@ -33,9 +82,3 @@ def candidate_indices(plan: list[Trial], usable: list[bool], rng: random.Random)
     extras = [i for i, t in enumerate(plan) if t.role == "extra"]
     keep_extra = set(extras[: rng.randint(0, len(extras))])
     return [i for i, t in enumerate(plan) if usable[i] and (t.role != "extra" or i in keep_extra)]
-
-
-def timing_sets(plan: list[Trial]) -> list[int]:
-    """Two normal-distribution trials whose inputs the timed calls rotate through."""
-    normal = [i for i, t in enumerate(plan) if t.role == "base" and t.variant == "normal"]
-    return normal[:2]

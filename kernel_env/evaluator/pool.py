@@ -19,13 +19,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..config import EvalConfig, library_versions
-from ..protocol import CandidateRequest, ReferenceRequest, Trial, limits_of, timing_of
+from ..protocol import CandidateRequest, ReferenceRequest, Trial, limits_of
 from ..scoring.feedback import feedback
 from ..scoring.result import EvalResult
 from .base import BaseEvaluator, default_size, resolve_backend
 from .cache import ResultCache, result_key
 from .judge import Judge, Verdict
-from .plan import candidate_indices, reference_plan, timing_sets
+from .plan import SEED_SETS, SeedSet, candidate_indices, new_secret, reference_plan, timing_plan
 from .report import MalformedReport, Reference, lost_worker, parse_report
 from .sandbox import RequestRefused, SandboxProcess, WorkerDied
 from .submission import SubmissionError, extract_code, parse_submission
@@ -47,7 +47,7 @@ class Evaluator(BaseEvaluator):
     """A pool of sandboxed workers shared by every caller (envs, vector envs, trainers)."""
 
     def __init__(self, backend: str = "auto", workers: int | None = None, config: EvalConfig | None = None,
-                 isolation: str = "auto", cache_size: int = 4096):
+                 isolation: str = "auto", cache_size: int = 4096, seed_secret: int | None = None):
         super().__init__()
         self.backend = resolve_backend(backend)
         self.config = config or EvalConfig()
@@ -63,11 +63,13 @@ class Evaluator(BaseEvaluator):
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kernel-env-eval")
         self._lock = threading.Lock()
         self._references: OrderedDict[tuple, Future] = OrderedDict()  # least recently used first
+        self._seed_secret = new_secret() if seed_secret is None else seed_secret  # never sent to a sandbox
         self.results = ResultCache(cache_size)
         self._started: list[SandboxProcess] = []
         self._versions = library_versions()  # same interpreter as the workers: part of the reference key
         self._rng = random.Random(secrets.randbits(64))
         self.restarts = 0
+        self.isolation_used = ""  # known once a worker has started
 
     @staticmethod
     def _device_count() -> int:
@@ -106,6 +108,7 @@ class Evaluator(BaseEvaluator):
             visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
             env["CUDA_VISIBLE_DEVICES"] = visible[slot % len(visible)] if visible else str(slot)
         proc = SandboxProcess(self.backend, self.isolation, env)
+        self.isolation_used = "bwrap" if proc.sandboxed else "none"
         with self._lock:
             self._started.append(proc)
         return proc
@@ -142,10 +145,19 @@ class Evaluator(BaseEvaluator):
         alt = f"{size}_alt"
         return task.program(size), (task.program(alt) if task.has_size(alt) else None)
 
-    def _reference(self, task, size: str, config: EvalConfig) -> tuple[list[Trial], Reference]:
+    def _seed_set(self, task, size: str, config: EvalConfig) -> SeedSet:
+        """The config's fixed seed set, or one of ``SEED_SETS`` secret ones for this task, at random."""
+        fixed = SeedSet.of(config)
+        if fixed is not None:
+            return fixed
+        with self._lock:
+            number = self._rng.randrange(SEED_SETS)
+        return SeedSet.derive(self._seed_secret, task.hash, size, config.digest, number)
+
+    def _reference(self, task, size: str, config: EvalConfig, seeds: SeedSet) -> tuple[list[Trial], Reference]:
         program, alt = self._programs(task, size)
-        plan = reference_plan(config, alt is not None)
-        key = (task.hash, size, self.backend, config.seed, config.trials, config.extra_trials, config.input_variants,
+        plan = reference_plan(config, alt is not None, seeds)
+        key = (task.hash, size, self.backend, seeds, config.trials, config.extra_trials, config.input_variants,
                config.warmup, config.iters, tuple(sorted(self._versions.items())))
         with self._lock:
             future = self._references.get(key)
@@ -158,21 +170,23 @@ class Evaluator(BaseEvaluator):
                 self._references.move_to_end(key)
         if owner:
             try:
-                future.set_result(self._compute_reference(program, alt, plan, config))
+                future.set_result(self._compute_reference(program, alt, plan, config, seeds))
             except BaseException as exc:
                 with self._lock:
                     self._references.pop(key, None)  # let a later call try again
                 future.set_exception(exc)
         return plan, future.result()
 
-    def _reference_request(self, program: str, alt: str | None, plan: list[Trial], config: EvalConfig):
+    def _reference_request(self, program: str, alt: str | None, plan: list[Trial], config: EvalConfig,
+                           seeds: SeedSet) -> ReferenceRequest:
         return ReferenceRequest(
             backend=self.backend, device=self._device(), program=program, alt_program=alt, trials=tuple(plan),
-            init_seed=config.seed, timing=timing_of(config, self.backend, timing_sets(plan)),
-            limits=limits_of(config))
+            init_seed=seeds.seed("init"), timing=timing_plan(config, self.backend, seeds),
+            limits=limits_of(config), fingerprint_key=seeds.fingerprint_key)
 
-    def _compute_reference(self, program: str, alt: str | None, plan: list[Trial], config: EvalConfig) -> Reference:
-        events = self._run_on_worker(self._reference_request(program, alt, plan, config), config.timeout_s)
+    def _compute_reference(self, program: str, alt: str | None, plan: list[Trial], config: EvalConfig,
+                           seeds: SeedSet) -> Reference:
+        events = self._run_on_worker(self._reference_request(program, alt, plan, config, seeds), config.timeout_s)
         try:
             report = parse_report(events, len(plan))
         except MalformedReport as exc:
@@ -207,23 +221,23 @@ class Evaluator(BaseEvaluator):
         if hit is not None:
             return hit, False
         timings: dict[str, float] = {}
+        seeds = self._seed_set(task, job.size, config)
         try:
             t0 = time.perf_counter()
-            plan, reference = self._reference(task, job.size, config)
+            plan, reference = self._reference(task, job.size, config, seeds)
             timings["reference"] = round(time.perf_counter() - t0, 4)
         except Exception as exc:  # a broken task is reported, never raised into an RL loop
             return EvalResult.harness_failure(task.id, str(exc), findings=list(submission.findings), **context), False
         chosen = candidate_indices(plan, reference.usable(), self._rng)
-        key = secrets.randbits(31)
         program, alt = self._programs(task, job.size)
-        timing = timing_of(config, self.backend, [chosen.index(i) for i in timing_sets(plan) if i in chosen])
         # a candidate sends about what the reference sent (outputs per trial, ghost replays): twice
         # that, plus room for messages, bounds what it can make the trusted side hold in memory
         result_mb = 2 * (reference.nbytes >> 20) + 64
         request = CandidateRequest(
             backend=self.backend, device=self._device(), program=program, alt_program=alt,
-            trials=tuple(plan[i] for i in chosen), init_seed=config.seed, timing=timing if timing.sets else None,
-            limits=limits_of(config, result_mb), fingerprint_key=key, code=submission.code,
+            trials=tuple(plan[i] for i in chosen), init_seed=seeds.seed("init"),
+            timing=timing_plan(config, self.backend, seeds), limits=limits_of(config, result_mb),
+            fingerprint_key=seeds.fingerprint_key, code=submission.code,
             kernel_names=tuple(submission.kernels), profile=config.profile)
         t0 = time.perf_counter()
         try:
@@ -236,7 +250,7 @@ class Evaluator(BaseEvaluator):
         except MalformedReport as exc:  # only a forged or corrupted report gets here
             return self._result(job, Verdict.malformed(str(exc)), submission.findings, timings, started), True
         try:
-            verdict = Judge(plan, chosen, reference, config, key, submission.findings).verdict(report)
+            verdict = Judge(plan, chosen, reference, config, submission.findings).verdict(report)
         except Exception as exc:  # values out of range in a well-formed report: never raise into an RL loop
             verdict = Verdict.malformed(f"{type(exc).__name__}: {exc}")
         return self._result(job, verdict, submission.findings, timings, started), not report.exit.worker_died
@@ -248,10 +262,11 @@ class Evaluator(BaseEvaluator):
             task_id=job.task.id, backend=self.backend, size=job.size, device=self._device(),
             compiled=verdict.compiled, correct=verdict.correct, hacks=sorted(verdict.hacks),
             hack_details={code: detail for code, detail in sorted(verdict.hacks.items()) if detail},
-            findings=list(findings), speedup=verdict.speedup, runtime_ms=verdict.runtime_ms,
+            findings=[*findings, *verdict.evidence], speedup=verdict.speedup, runtime_ms=verdict.runtime_ms,
             ref_runtime_ms=verdict.ref_runtime_ms, coverage=verdict.coverage, max_abs_error=verdict.max_abs_error,
             mean_abs_error=verdict.mean_abs_error, error=verdict.error, stage=verdict.stage,
-            timings={**timings, **verdict.timings})
+            timings={**timings, **verdict.timings}, inputs="secret" if job.config.seed is None else "fixed",
+            isolation=self.isolation_used)
         result.feedback = feedback(result)
         result.timings["total"] = round(time.perf_counter() - started, 4)
         return result

@@ -40,6 +40,7 @@ from ..config import EvalConfig
 from ..scoring.result import EvalResult
 from .base import BaseEvaluator, default_size, resolve_backend
 from .cache import ResultCache, result_key
+from .plan import new_secret
 from .pool import Evaluator
 from .submission import SubmissionError, extract_code
 
@@ -71,16 +72,16 @@ class _ActorEvaluator(Evaluator):
     registry = None
     device_name = "cpu"
 
-    def _reference_key(self, program, alt, plan, config) -> str:
-        request = self._reference_request(program, alt, plan, config).to_wire()
+    def _reference_key(self, program, alt, plan, config, seeds) -> str:
+        request = self._reference_request(program, alt, plan, config, seeds).to_wire()
         blob = json.dumps([self.device_name, sorted(self._versions.items()), request], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 
-    def _compute_reference(self, program, alt, plan, config):
+    def _compute_reference(self, program, alt, plan, config, seeds):
         if self.registry is None:
-            return super()._compute_reference(program, alt, plan, config)
+            return super()._compute_reference(program, alt, plan, config, seeds)
         ray = _ray()
-        key = self._reference_key(program, alt, plan, config)
+        key = self._reference_key(program, alt, plan, config, seeds)
         deadline = time.monotonic() + 2 * config.timeout_s + 30
         while True:
             state, box = ray.get(self.registry.claim.remote(key, 2 * config.timeout_s + 30))
@@ -95,7 +96,7 @@ class _ActorEvaluator(Evaluator):
             time.sleep(0.1)  # another actor is computing it
         published = False
         try:
-            reference = super()._compute_reference(program, alt, plan, config)
+            reference = super()._compute_reference(program, alt, plan, config, seeds)
             # the registry stores it (and owns the object), so it outlives this actor
             ray.get(self.registry.put.remote(key, reference))
             published = True
@@ -108,11 +109,12 @@ class _ActorEvaluator(Evaluator):
 class EvalActor:
     """One Ray actor: a one-worker local evaluator on this actor's GPU or CPU slot."""
 
-    def __init__(self, backend: str, config: EvalConfig, isolation: str, registry: str):
+    def __init__(self, backend: str, config: EvalConfig, isolation: str, registry: str, seed_secret: int):
         import torch
 
         registry = _ray().get_actor(registry, namespace=NAMESPACE)
-        self.evaluator = _ActorEvaluator(backend=backend, workers=1, config=config, isolation=isolation)
+        self.evaluator = _ActorEvaluator(backend=backend, workers=1, config=config, isolation=isolation,
+                                         seed_secret=seed_secret)
         self.evaluator.registry = registry
         if backend == "cuda" and torch.cuda.is_available():
             self.evaluator.device_name = torch.cuda.get_device_name(0)
@@ -251,7 +253,9 @@ class RayEvaluator(BaseEvaluator):
             where = {"name": f"{name}-{i}", "namespace": NAMESPACE, **named} if name else {}
             return {"max_restarts": max_restarts, "max_task_retries": 0, **per_actor, **where, **(actor_options or {})}
 
-        self._slots = [_Slot(actor_class.options(**options(i)).remote(self.backend, self.config, isolation, registry_name))
+        secret = new_secret()  # one per evaluator: its actors draw the same seed sets, so they share references
+        self._slots = [_Slot(actor_class.options(**options(i)).remote(self.backend, self.config, isolation,
+                                                                      registry_name, secret))
                        for i in range(actors)]
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, max_queued))
         self._retry: collections.deque = collections.deque()

@@ -53,12 +53,13 @@ class GhostReport:
 
 @dataclass
 class TimedCall:
-    set: int  # which timing input set the call used
     ms: float  # by the backend's clock
     host_ms: float  # by the host clock around the call
     own_ms: float  # host time inside own launches
     fingerprints: list
     launches: int | None
+    external_ms: float | None = None  # by the worker's clock, between the call's two ticks
+    numel: list[int] = field(default_factory=list)  # element count of each output
 
 
 @dataclass
@@ -114,6 +115,7 @@ def _parse(events, n_trials: int) -> RunReport:
     report = RunReport()
     last_t = 0.0
     begin = end = None
+    ticks: dict[int, list[float]] = {}  # timed call -> worker times of its begin and end ticks
     for event, blobs in events:
         kind = event.get("event")
         t = float(event.get("t", last_t))
@@ -138,9 +140,15 @@ def _parse(events, n_trials: int) -> RunReport:
             report.hacks.append((str(event.get("code")), str(event.get("detail", ""))))
         elif kind == Event.TIMING_BEGIN:
             begin = t
+        elif kind == Event.TICK:
+            ticks.setdefault(int(event["index"]), []).append(t)
         elif kind == Event.TIMING_END:
             end = t
             report.timed = [_timed_call(rec) for rec in event.get("records", [])]
+            for i, call in enumerate(report.timed):
+                stamps = ticks.get(i, [])
+                if len(stamps) == 2:
+                    call.external_ms = (stamps[1] - stamps[0]) * 1e3
         elif kind == Event.PROFILE:
             report.profile = event
         elif kind == Event.GHOST:
@@ -162,8 +170,9 @@ def _parse(events, n_trials: int) -> RunReport:
 
 def _timed_call(rec: dict) -> TimedCall:
     launches = rec.get("launches")
-    return TimedCall(set=int(rec["set"]), ms=float(rec["ms"]), host_ms=float(rec.get("host_ms") or 0.0),
+    return TimedCall(ms=float(rec["ms"]), host_ms=float(rec.get("host_ms") or 0.0),
                      own_ms=float(rec.get("own_ms") or 0.0), fingerprints=list(rec.get("fingerprints") or []),
+                     numel=[int(n) for n in rec.get("numel") or []],
                      launches=None if launches is None else int(launches))
 
 
@@ -190,6 +199,9 @@ class Reference:
     outputs: list[list[torch.Tensor]]
     digests: list[list[str]]
     times_ms: list[float] = field(default_factory=list)
+    timed_prints: list[list] = field(default_factory=list)  # fingerprints of each timed call's outputs
+    timed_numel: list[list[int]] = field(default_factory=list)  # and their element counts
+    tick_gaps_ms: list[float] = field(default_factory=list)  # worker clock minus own clock, per timed call
 
     @classmethod
     def from_report(cls, report: RunReport, n_trials: int) -> Reference:
@@ -201,8 +213,11 @@ class Reference:
         if error or missing:
             raise RuntimeError(f"the task's reference failed: {error or 'missing outputs'}")
         trials = [report.trials[i] for i in range(n_trials)]
-        times = [c.ms for c in report.timed or []]
-        return cls(outputs=[t.outputs.unpack() for t in trials], digests=[t.digests for t in trials], times_ms=times)
+        timed = report.timed or []
+        return cls(outputs=[t.outputs.unpack() for t in trials], digests=[t.digests for t in trials],
+                   times_ms=[c.ms for c in timed], timed_prints=[c.fingerprints for c in timed],
+                   timed_numel=[c.numel for c in timed],
+                   tick_gaps_ms=[c.external_ms - c.ms for c in timed if c.external_ms is not None])
 
     @property
     def nbytes(self) -> int:

@@ -1,7 +1,8 @@
 """Start and talk to one sandboxed worker process (the trusted side of :mod:`kernel_env.inside.worker`).
 
-With bubblewrap the worker sees a read-only file system, a private /tmp, no network, its own pid
-namespace and no capabilities, and dies with its parent. Without it, the worker is a plain
+With bubblewrap the worker sees only what it needs, read-only (system libraries, the Python
+installation and its packages, the harness's own package: see ``visible_paths``), a private /tmp,
+no network, its own pid namespace and no capabilities, and dies with its parent. Without it, the worker is a plain
 subprocess with rlimits and a loud warning: file-system and network isolation are then absent.
 """
 
@@ -34,27 +35,63 @@ class RequestRefused(RuntimeError):
     """The worker could not read a request: a bug on the trusted side, never the candidate's doing."""
 
 
-def _paths_under_tmp() -> list[str]:
-    """Where this Python and its packages live, if under /tmp: the private /tmp would hide them."""
-    here = Path(__file__).resolve().parents[2]  # the folder that holds kernel_env/
-    candidates = {sys.prefix, sys.base_prefix, str(Path(sys.executable).parent), str(here), *sys.path}
-    found = {str(Path(p).resolve()) for p in candidates if p and Path(p).is_dir()}
-    under = sorted(p for p in found if p.startswith("/tmp/"))
-    return [p for p in under if not any(p != q and p.startswith(q + "/") for q in under)]
+#: System folders the candidate's Python needs: programs, shared libraries (on CUDA also the C
+#: compiler and headers Triton builds its launchers with). Symbolic links are recreated as links.
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+#: Files under /etc the dynamic loader and user lookups read; nothing secret (no /etc/shadow).
+ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/passwd", "/etc/group",
+             "/etc/nsswitch.conf", "/etc/localtime")
+
+
+def visible_paths() -> list[str]:
+    """What the sandbox shows besides the system folders, read-only: the Python installation, its
+    package folders and the harness's own package. Not the rest of a checkout (task sources,
+    shipped answers, tests), not the working directory, not $HOME, not the trusted caches."""
+    import torch
+    import triton
+
+    harness = Path(__file__).resolve().parents[1]  # kernel_env/
+    packages = {Path(m.__file__).resolve().parents[1] for m in (torch, triton)}
+    candidates = {sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent), str(harness), *map(str, packages)}
+    found = sorted({str(Path(p).resolve()) for p in candidates if p and Path(p).is_dir()})
+    return [p for p in found if not any(p != q and p.startswith(q + "/") for q in found)]
 
 
 def bwrap_command(backend: str) -> list[str]:
-    cmd = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    for path in _paths_under_tmp():  # re-expose them, read-only, inside the private /tmp
+    cmd = ["bwrap"]
+    for path in SYSTEM_PATHS:
+        if os.path.islink(path):
+            cmd += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            cmd += ["--ro-bind", path, path]
+    for path in ETC_FILES:
+        if os.path.exists(path):
+            cmd += ["--ro-bind", path, path]
+    cmd += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for path in visible_paths():  # after the private /tmp, so a Python installed under /tmp shows too
         cmd += ["--ro-bind", path, path]
+    cmd += ["--remount-ro", "/"]  # the tmpfs that holds these mounts: nothing written there outlives a run
     cmd += [
         "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--new-session",
         "--die-with-parent", "--cap-drop", "ALL", "--chdir", "/tmp",
     ]
     if backend == "cuda":
+        cmd += ["--ro-bind", "/sys", "/sys"]  # the driver reads PCI topology there
         for dev in sorted(glob.glob("/dev/nvidia*")):
             cmd += ["--dev-bind", dev, dev]
     return cmd
+
+
+#: Environment variables the worker inherits: what finds programs, libraries, the GPU and Python.
+#: Everything else (tokens, keys, the user's settings) stays with the trusted process.
+INHERITED_ENV = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LANG", "LC_ALL", "LC_CTYPE")
+INHERITED_PREFIXES = ("CUDA_", "NVIDIA_", "TRITON_", "OMP_", "MKL_")
+
+
+def worker_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in INHERITED_ENV or k.startswith(INHERITED_PREFIXES)}
+    env["HOME"] = "/tmp"  # never the user's: caches and credentials live there
+    return env
 
 
 @functools.lru_cache(maxsize=1)
@@ -90,7 +127,7 @@ class SandboxProcess:
                 "bubblewrap unavailable: candidate code runs WITHOUT file-system or network isolation "
                 "(rlimits and process cleanup still apply). Install it: apt-get install bubblewrap"
             )
-        full_env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+        full_env = {**worker_environment(), "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", **(env or {})}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=full_env)
         self._requests = 0
         try:

@@ -15,8 +15,20 @@ _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$", 
 _PYTHON_TAGS = {"", "python", "py", "python3", "triton"}
 
 
+#: Replies longer than this are refused at the parse stage: no kernel needs it, and the AST walk,
+#: the cache key and the feedback would all pay for it.
+MAX_REPLY_CHARS = 256_000
+BLOCK_NOTE = "evaluated code block"
+
+
 class SubmissionError(ValueError):
     """The reply holds no usable program; the message is written for the LLM."""
+
+
+def decode_reply(data: bytes) -> str:
+    """Bytes from a file or a socket as text: invalid UTF-8 is replaced, never an exception (a binary
+    file then fails to parse with a clear message)."""
+    return data.decode("utf-8", errors="replace")
 
 
 @dataclass
@@ -26,15 +38,38 @@ class Submission:
     kernels: list[str] = field(default_factory=list)  # names of @triton.jit functions
 
 
-def extract_code(reply: str) -> str:
-    """The last fenced python block; a reply that is bare code is taken whole."""
+_DEFINES_MODEL = re.compile(r"^class\s+ModelNew\b", re.M)
+
+
+def _blocks(reply: str) -> tuple[list[str], str]:
+    if not isinstance(reply, str):
+        raise SubmissionError(f"the reply must be text, not {type(reply).__name__}")
+    if len(reply) > MAX_REPLY_CHARS:
+        raise SubmissionError(f"the reply has {len(reply)} characters, more than the {MAX_REPLY_CHARS} allowed: "
+                              "answer with one python block defining ModelNew")
+    if "\x00" in reply:
+        raise SubmissionError("the reply is binary data, not text: answer with one python block defining ModelNew")
     text = reply.replace("\r\n", "\n").replace("\r", "\n")
-    blocks = [body for tag, body in _FENCE.findall(text) if tag.lower() in _PYTHON_TAGS]
+    return [body for tag, body in _FENCE.findall(text) if tag.lower() in _PYTHON_TAGS], text
+
+
+def choose_block(reply: str) -> tuple[str, int, int]:
+    """(code, its position from 1, the number of python blocks): the last block that defines
+    ``ModelNew``, else the last block (a usage example after the solution is not the solution); a
+    reply that is bare code is taken whole (0 of 0)."""
+    blocks, text = _blocks(reply)
     if blocks:
-        return blocks[-1]
+        defining = [i for i, body in enumerate(blocks) if _DEFINES_MODEL.search(body)]
+        pick = defining[-1] if defining else len(blocks) - 1
+        return blocks[pick], pick + 1, len(blocks)
     if "```" not in text and "class ModelNew" in text:
-        return text
+        return text, 0, 0
     raise SubmissionError("no ```python code block found: answer with one python block defining ModelNew")
+
+
+def extract_code(reply: str) -> str:
+    """The code ``choose_block`` picks."""
+    return choose_block(reply)[0]
 
 
 def _dotted(node: ast.AST) -> str:
@@ -53,7 +88,9 @@ def _is_jit(decorator: ast.expr) -> bool:
 
 
 _LOW_PRECISION = {"half", "bfloat16", "float16", "bf16", "fp16"}
-_THREADING = {"threading", "multiprocessing", "concurrent", "subprocess", "asyncio"}
+#: Importing these is evidence of concurrent work; ``threading`` is not (a Lock around a config cache
+#: is honest), its ``Thread`` calls are.
+_THREADING = {"multiprocessing", "concurrent", "subprocess", "asyncio"}
 _HARNESS_PEEKING = {"gc.get_objects", "sys._getframe", "inspect.currentframe", "inspect.stack", "gc.get_referrers",
                     "gc.get_referents", "sys._current_frames", "inspect.getouterframes", "traceback.extract_stack"}
 _PATCHABLE_ROOTS = {"torch", "time", "triton", "F", "nn", "sys", "os", "gc", "builtins", "threading", "tl"}
@@ -63,6 +100,20 @@ def _low_precision_name(node: ast.AST) -> bool:
     """``torch.bfloat16``, ``tl.float16``, ``torch.half``: a dtype below float32."""
     return isinstance(node, ast.Attribute) and node.attr in _LOW_PRECISION - {"bf16", "fp16"} \
         and _dotted(node).split(".")[0] in {"torch", "tl", "triton"}
+
+
+def _only_reraises(handler: ast.ExceptHandler) -> bool:
+    """An except block that ends by raising and calls nothing but print, logging or exception
+    constructors on the way: it adds context, it is no fallback."""
+    if not handler.body or not isinstance(handler.body[-1], ast.Raise):
+        return False
+    for node in ast.walk(ast.Module(handler.body, [])):
+        if isinstance(node, ast.Call):
+            name = _dotted(node.func)
+            if not (name == "print" or name.split(".")[0] in {"logging", "log", "logger", "warnings"}
+                    or name.split(".")[-1].endswith(("Error", "Exception"))):
+                return False
+    return True
 
 
 def static_findings(tree: ast.Module, kernels: set[str]) -> list[str]:
@@ -82,7 +133,7 @@ def static_findings(tree: ast.Module, kernels: set[str]) -> list[str]:
             subscripted = any(
                 isinstance(c, ast.Call) and isinstance(c.func, ast.Subscript) for c in ast.walk(ast.Module(node.body, []))
             )
-            if (launches or subscripted) and node.handlers:
+            if (launches or subscripted) and node.handlers and not all(_only_reraises(h) for h in node.handlers):
                 findings.add("try/except around a kernel launch: a fallback may hide a failing kernel")
         elif isinstance(node, ast.Call):
             name = _dotted(node.func)
@@ -135,6 +186,7 @@ STRICT_CODES = {
     "work on a side stream escapes timing": "side_stream",
     "outputs may be lazy": "lazy_output",
     "defines __torch_function__": "lazy_output",
+    "ghost replay raised where the real calls did not": "kernel_not_contributing",
 }
 
 
@@ -144,7 +196,7 @@ def strict_codes(findings: list[str]) -> set[str]:
 
 
 def parse_submission(reply: str) -> Submission:
-    code = extract_code(reply)
+    code, position, count = choose_block(reply)
     try:
         tree = ast.parse(code)
     except SyntaxError as exc:
@@ -159,4 +211,6 @@ def parse_submission(reply: str) -> Submission:
     findings = static_findings(tree, set(kernels))
     if not kernels:
         findings.insert(0, "defines no @triton.jit kernel")
+    if count > 1:
+        findings.insert(0, f"{BLOCK_NOTE} {position} of {count}: the last one that defines ModelNew")
     return Submission(code=code, findings=findings, kernels=kernels)

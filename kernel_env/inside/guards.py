@@ -1,4 +1,4 @@
-"""In-process watchers for the candidate's process (hacks 10, 11 and 13 of the catalogue).
+"""In-process watchers for the candidate's process (hacks 10, 11, 22 and 23 of the catalogue).
 
 They run in the same process as the candidate, so they are evidence, not proof of innocence: native
 code can defeat them. Each one is cheap enough to run after every call.
@@ -6,128 +6,110 @@ code can defeat them. Each one is cheap enough to run after every call.
 
 from __future__ import annotations
 
-import gc
-import inspect
 import os
 import sys
 import threading
-import traceback
+import types
 
 import psutil
 import torch
 
-#: Functions a submission could replace to fake timing, synchronisation, comparisons or the checks
-#: themselves; captured before the candidate is imported.
-WATCHED = (
-    "time.perf_counter", "time.perf_counter_ns", "time.time", "time.monotonic", "time.process_time",
-    "torch.allclose", "torch.equal", "torch.isclose", "torch.testing.assert_close", "torch.Tensor.__eq__",
-    "torch.Tensor.sum", "torch.Tensor.abs", "torch.Tensor.tolist", "torch.Tensor.to", "torch.Tensor.copy_",
-    "torch.Tensor.clone", "torch.Tensor.contiguous", "torch.Tensor.detach", "torch.randint",
-    "torch.cuda.synchronize", "torch.cuda.Event", "torch.cuda.Event.record", "torch.cuda.Event.elapsed_time",
-    "torch.cuda.Event.synchronize", "torch.cuda.Stream", "torch.cuda.current_stream",
-    "triton.testing.do_bench", "threading.enumerate", "os.listdir", "os.getppid", "os.write", "json.dumps",
-    "psutil.Process", "builtins.getattr", "builtins.setattr", "builtins.isinstance", "builtins.len",
-    "builtins.type", "builtins.print",
+#: Modules whose functions, classes and submodules are snapshotted before the candidate is imported:
+#: everything the harness relies on to time, compare, serialise and draw inputs.
+SNAPSHOT_MODULES = (
+    "time", "builtins", "gc", "os", "threading", "json", "math", "psutil", "numpy", "torch", "torch._C",
+    "torch.nn.functional", "torch.testing", "torch.cuda", "torch.random", "triton", "triton.testing",
+    "triton.runtime.jit", "triton.runtime.interpreter", "triton.runtime.autotuner",
 )
-#: The harness's own modules: every function and class attribute in them is watched too.
+#: Classes whose whole attribute dict is snapshotted: methods, dunders, and keys added later (a new
+#: ``Tensor.reshape`` would shadow the one inherited from ``TensorBase``).
+SNAPSHOT_CLASSES = (
+    "torch.Tensor", "torch._C.TensorBase", "torch.nn.Module", "torch.Generator", "torch.cuda.Event",
+    "torch.cuda.Stream", "torch._C._CudaEventBase", "torch._C._CudaStreamBase",
+    "triton.runtime.jit.JITFunction", "triton.runtime.interpreter.InterpretedFunction",
+    "triton.runtime.autotuner.Autotuner", "threading.Thread",
+)
+#: The harness's own modules: every attribute in them, and every class they define, is snapshotted.
 HARNESS_MODULES = ("kernel_env.inside.runner", "kernel_env.inside.launches", "kernel_env.inside.inputs",
-                   "kernel_env.inside.timing", "kernel_env.inside.guards", "kernel_env.wire", "kernel_env.protocol")
+                   "kernel_env.inside.timing", "kernel_env.inside.guards", "kernel_env.inside.audit",
+                   "kernel_env.wire", "kernel_env.protocol")
+_MISSING = object()
+
+
+def _watched_value(value) -> bool:
+    """Functions, classes, modules and descriptors: what a patch replaces. Plain data (flags,
+    counters, caches) changes legitimately and is not compared outside the harness's own modules."""
+    return callable(value) or isinstance(value, (type, types.ModuleType, property, staticmethod, classmethod))
 
 
 class Integrity:
-    """Identities captured before import; ``verify`` names what changed and puts the originals back,
-    so every later stage (timing, fingerprints, messages) runs on trusted code again."""
+    """A snapshot of module and class dicts, taken before import. ``verify`` names what changed and
+    puts the originals back (and removes added class attributes), so every later stage (timing,
+    fingerprints, messages) runs on the code that was there before the candidate."""
 
     def __init__(self) -> None:
-        self.saved: list[tuple[str, object, str, object]] = []  # label, owner, attribute, original
+        self.saved: list[tuple[str, object, dict, bool]] = []  # label, owner, its dict as captured, is a class
         self.tampered: set[str] = set()
 
     def capture(self) -> Integrity:
-        for dotted in WATCHED:
-            owner, attr = _owner(dotted)
-            if owner is not None and hasattr(owner, attr):
-                self.saved.append((dotted, owner, attr, getattr(owner, attr)))
+        for name in SNAPSHOT_MODULES:
+            module = sys.modules.get(name)
+            if module is not None:
+                self._save(name, module, {k: v for k, v in vars(module).items() if _watched_value(v)}, False)
+        for dotted in SNAPSHOT_CLASSES:
+            cls = _resolve(dotted)
+            if isinstance(cls, type):
+                self._save(dotted, cls, dict(vars(cls)), True)
         for name in HARNESS_MODULES:
             module = sys.modules.get(name)
             if module is None:
                 continue
-            for attr, value in list(vars(module).items()):
-                if attr.startswith("__"):
-                    continue
-                self.saved.append((f"{name}.{attr}", module, attr, value))
+            self._save(name, module, {k: v for k, v in vars(module).items() if not k.startswith("__")}, False)
+            for value in list(vars(module).values()):
                 if isinstance(value, type) and value.__module__ == name:
-                    for cattr, cvalue in list(vars(value).items()):
-                        if not cattr.startswith("__"):
-                            self.saved.append((f"{name}.{attr}.{cattr}", value, cattr, cvalue))
+                    self._save(f"{name}.{value.__qualname__}", value, dict(vars(value)), True)
         return self
 
-    def watch(self, label: str, owner, attr: str) -> None:
-        """Watch an attribute installed by the harness itself (launch recorder, spy wrappers)."""
-        self.saved.append((label, owner, attr, getattr(owner, attr)))
+    def _save(self, label: str, owner, snapshot: dict, is_class: bool) -> None:
+        self.saved.append((label, owner, snapshot, is_class))
 
-    def verify(self, _getattr=getattr, _setattr=setattr) -> set[str]:
-        # builtins are bound at definition time: a candidate that replaces getattr cannot blind this
+    def watch(self, label: str, owner, attr: str) -> None:
+        """Watch an attribute installed by the harness itself (the launch recorder's wrappers)."""
+        self.saved.append((label, owner, {attr: getattr(owner, attr)}, False))
+
+    def verify(self, _vars=vars, _setattr=setattr, _delattr=delattr) -> set[str]:
+        # builtins are bound at definition time: a candidate that replaces them cannot blind this
         found = set()
-        for label, owner, attr, original in self.saved:
-            if _getattr(owner, attr, None) is not original:
-                found.add(label)
-                try:
-                    _setattr(owner, attr, original)
-                except (AttributeError, TypeError):
-                    pass
+        for label, owner, snapshot, is_class in self.saved:
+            current = _vars(owner)
+            for attr, original in snapshot.items():
+                if current.get(attr, _MISSING) is not original:
+                    found.add(f"{label}.{attr}")
+                    try:
+                        _setattr(owner, attr, original)
+                    except (AttributeError, TypeError):
+                        pass
+            if is_class and len(current) != len(snapshot):
+                for attr in [a for a in current if a not in snapshot]:
+                    found.add(f"{label}.{attr} (added)")
+                    try:
+                        _delattr(owner, attr)
+                    except (AttributeError, TypeError):
+                        pass
         self.tampered |= found
         return found
 
 
-def _owner(dotted: str):
+def _resolve(dotted: str):
+    """The object a dotted name points to, trying the longest importable module prefix."""
     parts = dotted.split(".")
-    obj = sys.modules.get(parts[0])
-    for part in parts[1:-1]:
-        obj = getattr(obj, part, None)
-    return obj, parts[-1]
-
-
-class HarnessSpy:
-    """Records object and frame introspection (gc, sys._getframe, inspect.stack) called from the
-    candidate's file: the only reason to call them in a kernel is to look for the harness's data."""
-
-    TARGETS = ((gc, "get_objects"), (gc, "get_referrers"), (gc, "get_referents"), (sys, "_getframe"),
-               (sys, "_current_frames"))
-    #: Standard-library helpers that introspect on behalf of their caller.
-    RELAYS = frozenset(os.path.abspath(m.__file__) for m in (inspect, traceback))
-
-    def __init__(self, own_file: str):
-        self.own_file = own_file
-        self.calls: set[str] = set()
-
-    def install(self, integrity: Integrity | None = None) -> None:
-        for owner, name in self.TARGETS:
-            setattr(owner, name, self._wrap(owner, name, getattr(owner, name)))
-            if integrity is not None:
-                integrity.watch(f"{owner.__name__}.{name}", owner, name)
-
-    def _from_candidate(self, frame) -> bool:
-        while frame is not None and os.path.abspath(frame.f_code.co_filename) in self.RELAYS:
-            frame = frame.f_back
-        return frame is not None and frame.f_code.co_filename == self.own_file
-
-    def _wrap(self, owner, name, original):
-        spy = self
-        frame_of = sys._getframe
-        label = f"{owner.__name__}.{name}"
-
-        if name == "_getframe":
-            def wrapper(depth=0):
-                if spy._from_candidate(frame_of(1)):
-                    spy.calls.add(label)
-                return frame_of(depth + 1)
-        else:
-            def wrapper(*args, **kwargs):
-                if spy._from_candidate(frame_of(1)):
-                    spy.calls.add(label)
-                return original(*args, **kwargs)
-        wrapper.__name__ = wrapper.__qualname__ = name
-        return wrapper
+    for cut in range(len(parts), 0, -1):
+        obj = sys.modules.get(".".join(parts[:cut]))
+        if obj is not None:
+            for part in parts[cut:]:
+                obj = getattr(obj, part, None)
+            return obj
+    return None
 
 
 class Spawned:

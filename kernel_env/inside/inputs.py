@@ -10,10 +10,15 @@ from __future__ import annotations
 import torch
 
 
-def make_inputs(module, seed: int, variant: str = "normal") -> list:
-    """The task's inputs for ``seed``, in one of ``protocol.VARIANTS``."""
+def make_inputs(module, seed: int, variant: str = "normal", device: str = "cpu") -> list:
+    """The task's inputs for ``seed``, in one of ``protocol.VARIANTS``. ``device`` other than the CPU
+    draws there (the timed calls on a GPU: a fresh full-size set per call would be slow on the host)."""
     torch.manual_seed(seed)
-    inputs = list(module.get_inputs())
+    if device == "cpu":
+        inputs = list(module.get_inputs())
+    else:
+        with torch.device(device):
+            inputs = list(module.get_inputs())
     if variant == "normal":
         return inputs
     gen = torch.Generator().manual_seed(seed ^ 0x5EED)

@@ -22,13 +22,14 @@ def _own_function(kernel, own_file: str) -> bool:
 
 
 #: Ghost-replay fills: NaN first, then irregular finite values, so an output that launders the
-#: scratch buffer (``0 * scratch``, ``nan_to_num``) still shows that the kernel did not matter.
-GHOST_FILLS = ("nan", "random")
+#: scratch buffer (``0 * scratch``, ``nan_to_num``) still shows that the kernel did not matter; last
+#: nothing at all, so a kernel that passes in place over a result torch already computed is seen.
+GHOST_FILLS = ("nan", "random", "none")
 
 
 def _poison(value, protected: set[int], fill: str) -> None:
     """Fill a tensor the ghost kernel would have written, so stale memory cannot look like output."""
-    if not isinstance(value, torch.Tensor) or value.untyped_storage().data_ptr() in protected:
+    if fill == "none" or not isinstance(value, torch.Tensor) or value.untyped_storage().data_ptr() in protected:
         return
     with torch.no_grad():
         if fill == "nan":
@@ -59,10 +60,13 @@ class LaunchRecorder:
         self.ghost: str | None = None  # a GHOST_FILLS entry while ghost replay runs
         self.protected: set[int] = set()  # storages that ghost mode must not poison (inputs, weights)
         self.home_stream = None
+        self.returned: dict[int, object] = {}  # kernel id -> what its last real launch returned
+        self.launched_names: dict[str, int] = {}  # compiled kernel name -> launches the hook saw
 
     def reset(self) -> None:
         self.count = self.hook_count = self.side_launches = 0
         self.seconds = 0.0
+        self.launched_names = {}
 
     def install(self) -> None:
         from triton.runtime.jit import JITFunction
@@ -93,11 +97,11 @@ class LaunchRecorder:
         def run(kernel, *args, **kwargs):
             if kwargs.get("warmup") or not _own_function(kernel, recorder.own_file):
                 return original(kernel, *args, **kwargs)
-            if recorder.ghost:
+            if recorder.ghost:  # returns what a real launch returned: a replay looks like a call
                 recorder.count += 1
                 for value in (*args, *kwargs.values()):
                     _poison(value, recorder.protected, recorder.ghost)
-                return None
+                return recorder.returned.get(id(kernel))
             if recorder.cuda and torch.cuda.current_stream().cuda_stream != recorder.home_stream:
                 recorder.side_launches += 1
             start, hooked = perf_counter(), recorder.hook_count
@@ -109,6 +113,7 @@ class LaunchRecorder:
             finally:
                 recorder.seconds += perf_counter() - start
             recorder.count += 1
+            recorder.returned[id(kernel)] = result
             return result
 
         run.__qualname__ = f"{cls.__qualname__}.run"
@@ -121,6 +126,7 @@ class LaunchRecorder:
             return
         if name in self.own_names:
             self.hook_count += 1
+            self.launched_names[name] = self.launched_names.get(name, 0) + 1
 
     @property
     def launches(self) -> int:

@@ -1,15 +1,16 @@
 """What runs inside one sandboxed evaluation process: a reference run or a candidate run.
 
 Everything here reports through ``emit(header, blobs)``; the trusted side does all comparisons.
-The order matters: trial inputs are drawn and the task module is dropped *before* the candidate is
-imported, so the candidate can neither patch the input generator nor find the reference module.
-After every call of candidate code the watchers of :mod:`kernel_env.inside.guards` run first: replaced
-functions are put back before the harness uses them again, and whatever was seen is reported.
+The order matters. Before the candidate is imported: the task's reference ``Model`` is dropped (only
+its input functions stay), the snapshot of :mod:`kernel_env.inside.guards` is taken and the audit
+hook of :mod:`kernel_env.inside.audit` installed. Inputs are drawn only *after* ``ModelNew`` is built
+and the snapshot restored, from seeds the candidate could not know, so nothing can be precomputed at
+import time; every timed call gets inputs of its own. After every call of candidate code the
+snapshot is verified first: replaced functions are put back before the harness uses them again.
 """
 
 from __future__ import annotations
 
-import gc
 import linecache
 import os
 import sys
@@ -22,42 +23,40 @@ import torch
 from .. import wire
 from ..protocol import CandidateRequest, Event, RunRequest
 from ..wire import digest, fingerprint
-from .guards import HarnessSpy, Integrity, Spawned, foreign_storage
+from .audit import Audit
+from .guards import Integrity, Spawned, foreign_storage
+from .interpreter_compat import explain
 from .inputs import init_inputs, make_inputs
 from .launches import GHOST_FILLS, LaunchRecorder
 from .timing import Timer, make_timer
 
 CANDIDATE_MODULE = "kernel_candidate"
+#: Torch modes on these stacks see every tensor op, the harness's included: none may outlive a call.
+_MODE_STACKS = (torch._C._len_torch_function_stack, torch._C._len_torch_dispatch_stack)
 
 
 def _outputs(value) -> list:
     return list(value) if isinstance(value, (tuple, list)) else [value]
 
 
-def _load_task(program: str, label: str) -> types.ModuleType:
+def _load_task(program: str, label: str, keep_model: bool) -> types.ModuleType:
+    """The task's module. For a candidate run its ``Model`` (and every other module class) is
+    removed before the candidate exists: only the input functions are left to find."""
     module = types.ModuleType("kernel_task")
     exec(compile(program, f"<{label}>", "exec"), module.__dict__)
+    if not keep_model:
+        for name, value in list(vars(module).items()):
+            if isinstance(value, type) and issubclass(value, torch.nn.Module):
+                del module.__dict__[name]
     return module
 
 
-def _draw(request: RunRequest) -> dict:
-    """Every input the run will need, per trial, plus the constructor arguments per program."""
-    programs = {"main": _load_task(request.program, "task")}
+def _programs(request: RunRequest) -> dict[str, types.ModuleType]:
+    keep = not isinstance(request, CandidateRequest)
+    programs = {"main": _load_task(request.program, "task", keep)}
     if request.alt_program:
-        programs["alt"] = _load_task(request.alt_program, "task-alt")
-    drawn = {
-        "init": {name: init_inputs(m, request.init_seed) for name, m in programs.items()},
-        "trials": [make_inputs(programs[t.program], t.seed, t.variant) for t in request.trials],
-        "models": {name: m.Model for name, m in programs.items()} if not isinstance(request, CandidateRequest) else {},
-    }
-    del programs
-    gc.collect()
-    return drawn
-
-
-def _fresh(values: list, device: str) -> list:
-    """Copies with their own storage: no call sees a tensor another call (or the draw) holds."""
-    return [v.to(device, copy=True) if isinstance(v, torch.Tensor) else v for v in values]
+        programs["alt"] = _load_task(request.alt_program, "task-alt", keep)
+    return programs
 
 
 def _sync(device: str) -> None:
@@ -75,6 +74,11 @@ class Run:
         self.timer: Timer = make_timer(request.backend, self.device)
         self._verify = None  # Integrity.verify, bound before the candidate is imported
         self.forward_s = 0.0  # time inside model calls: the rest of an evaluation is harness overhead
+        self.programs = _programs(request)
+        self.init = {name: init_inputs(m, request.init_seed) for name, m in self.programs.items()}
+
+    def draw(self, seed: int, variant: str = "normal", program: str = "main", device: str = "cpu") -> list:
+        return make_inputs(self.programs[program], seed, variant, device)
 
     def forward(self, model, args: list):
         start = perf_counter()
@@ -97,41 +101,49 @@ class Run:
         event["outputs"] = [wire.pack_value(o, blobs) for o in outputs]
         self.emit(event, blobs)
 
-    def timed_calls(self, call, sets: list[list], recorder: LaunchRecorder | None, after=None):
-        """Warm up, then time calls on fixed input tensors refilled in place from rotating sets: a
-        cache keyed on tensor identity answers stale values and fails the fingerprint check. Each
-        record carries the own launches of its call; ``after`` runs the wait-free checks right after
-        each call returns, before anything else can finish work left behind."""
-        cfg = self.request.timing
-        buffers = [x.clone() if isinstance(x, torch.Tensor) else x for x in sets[0]]
+    def before_harness_work(self) -> None:
+        """Hook for the candidate run: verify the snapshot before the harness draws or refills inputs."""
 
-        def refill(i: int) -> int:
-            k = i % len(sets)
-            for buf, src in zip(buffers, sets[k]):
+    def timed_calls(self, call, recorder: LaunchRecorder | None, after=None):
+        """Warm up, then time each call on fixed input tensors refilled in place, outside the timed
+        interval, with inputs of that call's own seed: a cache keyed on tensor identity answers stale
+        values and one keyed on contents never hits. Two ticks bracket each call for the worker's
+        clock. Each record carries the own launches of its call; ``after`` runs the wait-free checks
+        right after each call returns, before anything else can finish work left behind."""
+        cfg = self.request.timing
+        on_device = self.device if self.device.startswith("cuda") else "cpu"
+        buffers = [x.to(self.device) if isinstance(x, torch.Tensor) else x
+                   for x in self.draw(cfg.seeds[0], device=on_device)]
+
+        def refill(seed: int) -> None:
+            self.before_harness_work()
+            for buf, src in zip(buffers, self.draw(seed, device=on_device)):
                 if isinstance(buf, torch.Tensor):
-                    buf.copy_(src)
-            return k
+                    _copy(buf, src)
 
         for i in range(cfg.warmup):
-            refill(i)
+            refill(cfg.seeds[i])
             call(buffers)
         _sync(self.device)
         self.emit({"event": Event.TIMING_BEGIN})
         records = []
         for i in range(cfg.iters):
-            k = refill(i)
+            refill(cfg.seeds[cfg.warmup + i])
             own_before = recorder.seconds if recorder else 0.0
             count_before = recorder.launches if recorder else 0
             self.timer.flush()
+            self._emit({"event": Event.TICK, "index": i})
             elapsed_ms, host_ms, out = self.timer.time(lambda: call(buffers))
+            self._emit({"event": Event.TICK, "index": i})
             if after is not None:
                 after(f"timed call {i}")
             own_ms = ((recorder.seconds - own_before) * 1e3) if recorder else 0.0
             outs = _outputs(out)
-            prints = [fingerprint(o, self.request.fingerprint_key) if type(o) is torch.Tensor else None
-                      for o in outs]
-            records.append({"set": k, "ms": elapsed_ms, "host_ms": host_ms, "own_ms": own_ms,
-                            "fingerprints": prints,
+            plain = [type(o) is torch.Tensor for o in outs]
+            records.append({"ms": elapsed_ms, "host_ms": host_ms, "own_ms": own_ms,
+                            "fingerprints": [fingerprint(o, self.request.fingerprint_key) if p else None
+                                             for o, p in zip(outs, plain)],
+                            "numel": [_numel(o) if p else 0 for o, p in zip(outs, plain)],
                             "launches": (recorder.launches - count_before) if recorder else None})
             del out, outs
         self.emit({"event": Event.TIMING_END, "records": records})
@@ -140,25 +152,23 @@ class Run:
 
 class ReferenceRun(Run):
     def run(self) -> None:
-        drawn = _draw(self.request)
-        trials = self.request.trials
+        request = self.request
         models = {}
-        for name, cls in drawn["models"].items():
-            torch.manual_seed(self.request.init_seed)
-            models[name] = cls(*drawn["init"][name]).to(self.device)
+        for name, module in self.programs.items():
+            torch.manual_seed(request.init_seed)
+            models[name] = module.Model(*self.init[name]).to(self.device)
         self.stage("correctness")
-        for i, (trial, inputs) in enumerate(zip(trials, drawn["trials"])):
-            inputs_dev = _fresh(inputs, self.device)
+        for i, trial in enumerate(request.trials):
+            inputs = self.draw(trial.seed, trial.variant, trial.program)
             with torch.no_grad():
-                out = _outputs(self.forward(models[trial.program], inputs_dev))
+                out = _outputs(self.forward(models[trial.program], _fresh(inputs, self.device)))
             _sync(self.device)
             self.send_outputs({"event": Event.TRIAL, "index": i, "digests": [digest(x) for x in inputs]}, out)
-        if self.request.timing:
+        if request.timing:
             self.stage("timing")
             model = models["main"]
-            sets = [_fresh(drawn["trials"][k], self.device) for k in self.request.timing.sets]
             with torch.no_grad():
-                self.timed_calls(lambda xs: self.forward(model, xs), sets, None)
+                self.timed_calls(lambda xs: self.forward(model, xs), None)
 
 
 class CandidateRun(Run):
@@ -168,7 +178,6 @@ class CandidateRun(Run):
 
     def run(self) -> None:
         request: CandidateRequest = self.request
-        drawn = _draw(request)
         path = os.path.join(os.getcwd(), "candidate.py")
         with open(path, "w") as f:
             f.write(request.code)
@@ -178,17 +187,17 @@ class CandidateRun(Run):
         integrity = Integrity().capture()
         for cls in recorder.classes:
             integrity.watch(f"{cls.__module__}.{cls.__qualname__}.run", cls, "run")
-        spy = HarnessSpy(path)
-        spy.install(integrity)
+        self.flagged: set[str] = set()
+        audit = Audit(path, os.getcwd(), self._raw_hack, readable_roots=_library_roots())
         # A GPU driver starts helper threads on first use, so OS threads are counted on the CPU only.
         spawned = Spawned(os_threads=not cuda)
         self.integrity, self._verify = integrity, integrity.verify
-        self.recorder, self.spy, self.spawned = recorder, spy, spawned
+        self.recorder, self.spawned = recorder, spawned
         self.reported: set[str] = set()  # replaced names already reported
-        self.flagged: set[str] = set()
         self.touched: set[int] = set()  # storages the harness gave to numpy (digests, messages)
 
         self.stage("compile")
+        audit.install()  # last: from here on, only the candidate's own actions are of interest
         try:
             module = types.ModuleType(CANDIDATE_MODULE)
             module.__file__ = path
@@ -197,7 +206,7 @@ class CandidateRun(Run):
             self._verify()
             model_cls = getattr(module, "ModelNew")
             models = {}
-            for name, args in drawn["init"].items():
+            for name, args in self.init.items():
                 torch.manual_seed(request.init_seed)
                 models[name] = model_cls(*args).to(self.device)
             self._verify()
@@ -206,17 +215,19 @@ class CandidateRun(Run):
             return
         self.emit({"event": Event.COMPILED})
         self.checks("import")
+        self.before_harness_work()
+        trials = [self.draw(t.seed, t.variant, t.program) for t in request.trials]  # only now: after import
         try:
-            self.correctness(models, drawn)
+            self.correctness(models, trials)
         except BaseException as exc:  # noqa: BLE001
             self.fail("correctness", exc, path)
             return
         try:
-            self.timing(models["main"], drawn)
+            self.timing(models["main"])
         except BaseException as exc:  # noqa: BLE001
             self.fail("timing", exc, path)
             return
-        self.ghost(models["main"], drawn)
+        self.ghost(models["main"], trials)
 
     # -- watchers ------------------------------------------------------------------------------
 
@@ -225,36 +236,48 @@ class CandidateRun(Run):
             self.flagged.add(code)
             self.emit({"event": Event.HACK, "code": code, "detail": detail})
 
+    def _raw_hack(self, code: str, detail: str) -> None:
+        """From the audit hook, in the middle of candidate code: sent at once, without verifying."""
+        self.flagged.add(code)
+        self._emit({"event": Event.HACK, "code": code, "detail": detail})
+
+    def before_harness_work(self) -> None:
+        self._verify()
+        modes = sum(length() for length in _MODE_STACKS)
+        if modes:
+            self.hack("reads_harness_state", f"left {modes} torch mode(s) installed after a call: "
+                                             "they see the harness's own tensor operations")
+            _clear_modes()
+
     def checks(self, when: str, quick: bool = False) -> None:
-        """Timer/harness identities, harness introspection, threads and (unless ``quick``) processes."""
+        """Snapshot identities, threads and (unless ``quick``) processes."""
         self._verify()
         tampered = sorted(self.integrity.tampered - self.reported)
         if tampered:
             self.reported |= set(tampered)
-            self.hack("timer_tampering", f"{when}: replaced {', '.join(tampered)}")
+            self.hack("timer_tampering", f"{when}: replaced {', '.join(tampered[:8])}"
+                                         + (f" and {len(tampered) - 8} more" if len(tampered) > 8 else ""))
         threads = self.spawned.threads()
         processes = 0 if quick else self.spawned.processes()
         if threads or processes:
             self.hack("thread_or_process_spawned",
                       f"{when}: {threads} thread(s), {processes} process(es) still alive after the call")
-        if self.spy.calls:
-            self.hack("reads_harness_state", ", ".join(sorted(self.spy.calls)))
-            self.spy.calls.clear()
 
     def quick_checks(self, when: str) -> None:
         self.checks(when, quick=True)
 
     # -- stages --------------------------------------------------------------------------------
 
-    def correctness(self, models: dict, drawn: dict) -> None:
+    def correctness(self, models: dict, trials: list[list]) -> None:
         self.stage("correctness")
         recorder = self.recorder
         live: list | None = None
-        for i, (trial, inputs) in enumerate(zip(self.request.trials, drawn["trials"])):
+        for i, (trial, inputs) in enumerate(zip(self.request.trials, trials)):
+            self.before_harness_work()
             if trial.reuse and live is not None:  # same tensor objects, new values
                 for buf, src in zip(live, inputs):
                     if isinstance(buf, torch.Tensor):
-                        buf.copy_(src)
+                        _copy(buf, src)
                 args = live
             else:
                 args = _fresh(inputs, self.device)
@@ -273,41 +296,43 @@ class CandidateRun(Run):
                 "side_launches": recorder.side_launches, "digests": [digest(x) for x in args],
                 "types": [_type_name(o) for o in out], "foreign": foreign, "host_ms": host_ms,
             }, out)
-            self.touched |= {t.untyped_storage().data_ptr() for t in (*args, *out) if type(t) is torch.Tensor}
+            self.touched |= {_storage_ptr(t) for t in (*args, *out) if type(t) is torch.Tensor}
             del out  # nothing of a checked output stays around for the next call to find
         self.stage("verification")
+        self.before_harness_work()
         recorder.reset()
         with torch.enable_grad():
-            self.forward(models["main"], _fresh(drawn["trials"][0], self.device))
+            self.forward(models["main"], _fresh(trials[0], self.device))
         self._verify()
         _sync(self.device)
         self.emit({"event": Event.GRAD_LAUNCHES, "launches": recorder.launches})
         self.checks("grad-mode call")
 
-    def timing(self, model, drawn: dict) -> None:
-        timing = self.request.timing
-        if not timing:
+    def timing(self, model) -> None:
+        if not self.request.timing:
             return
         self.stage("timing")
-        sets = [_fresh(drawn["trials"][k], self.device) for k in timing.sets]
         with torch.no_grad():
-            self.timed_calls(lambda xs: self.forward(model, xs), sets, self.recorder, after=self.quick_checks)
+            self.timed_calls(lambda xs: self.forward(model, xs), self.recorder, after=self.quick_checks)
         self.checks("timing")
         if self.request.profile and self.device.startswith("cuda"):
-            self.emit({"event": Event.PROFILE, **self.timer.profile(lambda: model(*sets[0]), self.recorder.own_names)})
+            inputs = _fresh(self.draw(self.request.timing.seeds[0]), self.device)
+            self.emit({"event": Event.PROFILE, **self.timer.profile(lambda: model(*inputs), self.recorder)})
 
-    def ghost(self, model, drawn: dict) -> None:
+    def ghost(self, model, trials: list[list]) -> None:
         """Ghost replay, last because it poisons buffers the model may keep: every own kernel is
-        skipped and the tensors it would write are filled (NaN, then random values). Inputs are
-        fresh copies of a trial the timed calls did not use last, so a buffer the model kept from
-        the previous call does not hold the right answer by accident."""
+        skipped and the tensors it would write are filled (NaN, then random values), then skipped
+        with nothing filled (a kernel passing in place over a result torch already computed). The
+        inputs are a correctness trial's: the timed calls, which ran since, used inputs of their own,
+        so a buffer the model kept does not hold this trial's answer."""
         self.stage("ghost")
-        pos = _ghost_trial(self.request)
+        pos = next((i for i, t in enumerate(self.request.trials) if t.program == "main" and not t.reuse), 0)
         recorder = self.recorder
         for fill in GHOST_FILLS:
-            inputs = _fresh(drawn["trials"][pos], self.device)
-            recorder.protected = {x.untyped_storage().data_ptr() for x in inputs if isinstance(x, torch.Tensor)}
-            recorder.protected |= {p.untyped_storage().data_ptr() for p in (*model.parameters(), *model.buffers())}
+            self.before_harness_work()
+            inputs = _fresh(trials[pos], self.device)
+            recorder.protected = {_storage_ptr(x) for x in inputs if isinstance(x, torch.Tensor)}
+            recorder.protected |= {_storage_ptr(p) for p in (*model.parameters(), *model.buffers())}
             recorder.reset()
             recorder.ghost = fill
             try:
@@ -331,19 +356,39 @@ class CandidateRun(Run):
         own = [f for f in frames if f.filename == path]
         lines = [f"line {f.lineno}, in {f.name}: {(f.line or linecache.getline(path, f.lineno)).strip()}" for f in own[-3:]]
         message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        message += f"\n{hint}" if (hint := explain(exc)) else ""
         self.emit({"event": Event.ERROR, "stage": stage, "message": message[-2000:], "where": lines})
 
 
-def _ghost_trial(request: CandidateRequest) -> int:
-    """A main-shape trial whose inputs were not the last ones timed (see ``CandidateRun.ghost``)."""
-    trials = request.trials
-    sets = list(request.timing.sets) if request.timing else []
-    last = sets[(request.timing.iters - 1) % len(sets)] if sets else None
-    mains = [i for i, t in enumerate(trials) if t.program == "main"]
-    for pos in mains:
-        if pos not in sets and not trials[pos].reuse:
-            return pos
-    return next((pos for pos in mains if pos != last), 0)
+# -- tensor helpers, bound before the candidate is imported (never looked up on its tensors) ------
+
+_copy = torch.Tensor.copy_
+_numel = torch.Tensor.numel
+_untyped_storage = torch.Tensor.untyped_storage
+_to = torch.Tensor.to
+
+
+def _storage_ptr(t: torch.Tensor) -> int:
+    return _untyped_storage(t).data_ptr()
+
+
+def _fresh(values: list, device: str) -> list:
+    """Copies with their own storage: no call sees a tensor another call (or the draw) holds."""
+    return [_to(v, device, copy=True) if isinstance(v, torch.Tensor) else v for v in values]
+
+
+def _clear_modes() -> None:
+    while torch._C._len_torch_function_stack():
+        torch._C._pop_torch_function_stack()
+    while torch._C._len_torch_dispatch_stack():
+        torch._C._pop_torch_dispatch_stack()
+
+
+def _library_roots() -> list[str]:
+    """Where Python, its packages and the harness live: reading them is what imports do."""
+    roots = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    roots |= {p for p in sys.path if p and os.path.isdir(p) and p != os.getcwd()}
+    return sorted(roots)
 
 
 def _type_name(value) -> str:

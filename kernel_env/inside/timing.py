@@ -7,7 +7,7 @@ for the trusted side's cross-check. ``interpreter``: wall clock, reported as int
 
 from __future__ import annotations
 
-import time
+from time import perf_counter  # bound before the candidate is imported
 
 import torch
 
@@ -22,62 +22,101 @@ class Timer:
         """Run ``fn`` once; return (elapsed ms by the backend's clock, host ms, fn's result)."""
         raise NotImplementedError
 
-    def profile(self, fn, own_names: set[str]) -> dict:
+    def profile(self, fn, recorder) -> dict:
         return {}
 
 
 class WallTimer(Timer):
     backend = "interpreter"
 
-    def time(self, fn):
-        start = time.perf_counter()
+    def time(self, fn, _clock=perf_counter):
+        # the clock is bound as a default: a forward that patches time.perf_counter, or this
+        # module's name for it, and restores it before returning, changes nothing here
+        start = _clock()
         out = fn()
-        ms = (time.perf_counter() - start) * 1e3
+        ms = (_clock() - start) * 1e3
         return ms, ms, out
+
+
+class CudaApi:
+    """The CUDA entry points the timer uses, bound when it is built (before the candidate is
+    imported): ``torch.cuda.Event.record`` and ``torch.cuda.synchronize`` look up ``torch._C``
+    functions and the current stream at call time, which a forward could replace for one call."""
+
+    def __init__(self, device: str):
+        import torch._C as C
+
+        self.event_cls = C._CudaEventBase
+        self.new_event = C._CudaEventBase.__new__
+        self.record = C._CudaEventBase.record
+        self.elapsed = C._CudaEventBase.elapsed_time
+        self.wait = C._CudaEventBase.synchronize
+        self.synchronize = C._cuda_synchronize
+        self.zero = torch.Tensor.zero_
+        self.stream = torch.cuda.current_stream(device)  # the harness's stream, fixed now
+
+    def event(self):
+        return self.new_event(self.event_cls, enable_timing=True)
 
 
 class CudaTimer(Timer):
     backend = "cuda"
     L2_FLUSH_BYTES = 256 << 20  # larger than any current GPU's L2
 
-    def __init__(self, device: str):
+    def __init__(self, device: str, api: CudaApi | None = None):
         self.device = device
+        self.api = api or CudaApi(device)
         self.scratch = torch.empty(self.L2_FLUSH_BYTES // 4, dtype=torch.int32, device=device)
 
     def flush(self) -> None:
-        self.scratch.zero_()
+        self.api.zero(self.scratch)
 
-    def time(self, fn):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        torch.cuda.synchronize()
-        host = time.perf_counter()
-        start.record()
+    def time(self, fn, _clock=perf_counter):
+        api = self.api
+        start, end = api.event(), api.event()  # made before the call: nothing the call changes is used
+        api.synchronize()
+        host = _clock()
+        api.record(start, api.stream)
         out = fn()
-        torch.cuda.synchronize()  # device-wide: side-stream work lands inside the interval
-        end.record()
-        end.synchronize()
-        host_ms = (time.perf_counter() - host) * 1e3
-        return start.elapsed_time(end), host_ms, out
+        api.synchronize()  # device-wide: side-stream work lands inside the interval
+        api.record(end, api.stream)
+        api.wait(end)
+        host_ms = (_clock() - host) * 1e3
+        return api.elapsed(start, end), host_ms, out
 
-    def profile(self, fn, own_names: set[str]) -> dict:
-        """Coverage = device time in the submission's own kernels / all device time in forward."""
+    def profile(self, fn, recorder) -> dict:
+        """Coverage = device time in the submission's own kernels / all device time in forward.
+        Own kernels are the ones the launch hook saw launched by the submission during these calls,
+        counted by name *and* number: a profiler event is own only up to the number of own launches
+        of that exact name, so an own kernel named like a cuBLAS or inductor kernel claims nothing
+        of theirs (the shortest events of a shared name are the ones counted)."""
         from torch.profiler import ProfilerActivity, profile
 
+        recorder.reset()
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
             for _ in range(3):
                 fn()
-            torch.cuda.synchronize()
-        own = total = 0.0
-        streams = set()
-        for evt in prof.events():
-            dt = getattr(evt, "device_time", None) or getattr(evt, "cuda_time", 0.0) or 0.0
-            if getattr(evt, "device_type", None) is None or str(evt.device_type) != "DeviceType.CUDA":
-                continue
-            total += dt
-            if any(evt.name == n or evt.name.startswith(n + "_") for n in own_names):
-                own += dt
-            streams.add(getattr(evt, "stream", None) or getattr(evt, "device_resource_id", None))
-        return {"own_us": own, "total_us": total, "streams": len(streams - {None})}
+            self.api.synchronize()
+        return attribute(prof.events(), dict(recorder.launched_names))
+
+
+def attribute(events, launched: dict[str, int]) -> dict:
+    """Own and total device time (us) and streams of profiler ``events``, given the own launches per
+    kernel name the launch hook counted."""
+    total = 0.0
+    by_name: dict[str, list[float]] = {}
+    streams = set()
+    for evt in events:
+        if getattr(evt, "device_type", None) is None or str(evt.device_type) != "DeviceType.CUDA":
+            continue
+        dt = getattr(evt, "device_time", None) or getattr(evt, "cuda_time", 0.0) or 0.0
+        total += dt
+        if evt.name in launched:
+            by_name.setdefault(evt.name, []).append(dt)
+        streams.add(getattr(evt, "stream", None) or getattr(evt, "device_resource_id", None))
+    own = sum(sum(sorted(times)[: launched[name]]) for name, times in by_name.items())
+    shared = sorted(name for name, times in by_name.items() if len(times) > launched[name])
+    return {"own_us": own, "total_us": total, "streams": len(streams - {None}), "shared_names": shared}
 
 
 def make_timer(backend: str, device: str) -> Timer:

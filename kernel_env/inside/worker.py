@@ -307,6 +307,9 @@ def main() -> None:
     worker = Worker(args.backend, args.scratch, in_own_pid_namespace())
     import torch  # noqa: F401 - warm imports are the point of this process
     import triton  # noqa: F401
+    if args.backend == "interpreter":
+        from .interpreter_compat import install
+        install()  # library-style GPU kernels (autotune, libdevice, scalar .to...) run interpreted too
 
     from . import runner  # noqa: F401
 

@@ -7,7 +7,13 @@ from .result import NOT_YOUR_FAULT, EvalResult
 
 
 def feedback(result: EvalResult) -> str:
-    r = result
+    """What happened, led by which code block was evaluated when the reply had several."""
+    text = _what_happened(result)
+    note = next((f for f in result.findings if f.startswith("evaluated code block")), None)
+    return f"({note[0].upper()}{note[1:]}.) {text}" if note and not result.harness_error else text
+
+
+def _what_happened(r: EvalResult) -> str:
     if r.harness_error:
         return NOT_YOUR_FAULT
     if r.stage == "parse":

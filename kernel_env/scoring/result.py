@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field, fields
 #: Where an evaluation stopped, in pipeline order; "done" means every stage ran.
 STAGES = ("parse", "compile", "correctness", "verification", "timing", "done")
 #: 1: the first release. 2: ``schema_version``, ``hack_details``, ``harness_error``.
-SCHEMA_VERSION = 2
+#: 3: ``inputs``, ``isolation``.
+SCHEMA_VERSION = 3
 NOT_YOUR_FAULT = "The evaluator could not finish this evaluation; this is not your fault."
 
 
@@ -38,6 +39,8 @@ class EvalResult:
     device: str = ""
     hack_details: dict[str, str] = field(default_factory=dict)  # hack code -> what was seen
     harness_error: bool = False  # the evaluator failed, not the submission: no verdict on it
+    inputs: str = ""  # "secret" (seeds the candidate cannot know) or "fixed" (EvalConfig.seed, for debugging)
+    isolation: str = ""  # how the candidate ran: "bwrap" (minimal file-system view, no network) or "none"
     schema_version: int = SCHEMA_VERSION
 
     @classmethod

@@ -27,8 +27,9 @@ def test_the_table_has_a_row_per_code_and_covers_the_catalogue():
     assert rows[0] == "| code | meaning | how it is detected | what it cannot detect |"
     assert len(rows) == 2 + len(HACKS) and all(row.count(" | ") == 3 for row in rows[2:])
     answered = {entry for h in HACKS.values() for entry in h.catalogue}
-    # 15 is answered by task validation (tasks.check) and 19 by coverage: neither is a hack code
-    assert answered == set(range(1, 19)) - {15}
+    # 15 is answered by task validation (tasks.check), 19 by coverage, 20 by secret seeds and 25 by
+    # the GPU-target compile: none of them is a hack code
+    assert answered == set(range(1, 28)) - {15, 19, 20, 25}
 
 
 def test_feedback_says_what_was_seen_in_plain_words():
@@ -46,7 +47,8 @@ def test_strict_mode_promotes_static_findings(evaluator, tasks):
     loose = evaluator.map([(tasks[t], resp) for t, resp in items])
     strict = evaluator.map([(tasks[t], resp) for t, resp in items], config=EvalConfig(strict=True))
     assert all(r.clean for r in loose)
-    assert "thread_or_process_spawned" in strict[0].hacks and "precision_downgrade" in strict[1].hacks
+    assert strict[0].clean  # a threading.Lock around a counter is no concurrent work, strict or not
+    assert "precision_downgrade" in strict[1].hacks
 
 
 def test_strict_codes_cover_the_static_findings():

@@ -31,9 +31,10 @@ def test_a_degenerate_task_is_flagged_and_zeros_pass_on_it(evaluator, tasks):
     report = check_task(task)
     assert not report.ok and any("near-constant output across seeds" in p for p in report.problems)
     assert naive_harness(task, ZEROS)
-    # with standard inputs only, even the evaluator cannot tell zeros from the answer ...
+    # with standard inputs only, the evaluator accepts zeros as the answer (an in-place ghost replay
+    # may still see that the kernel changes nothing, when the fresh buffer happens to hold zeros) ...
     plain = evaluator.evaluate(task, ZEROS, config=EvalConfig(input_variants=False))
-    assert plain.clean
+    assert plain.correct and set(plain.hacks) <= {"kernel_not_contributing"}
     # ... shifted inputs can, where the task allows them
     varied = evaluator.evaluate(task, ZEROS)
     assert "distribution_shortcut" in varied.hacks and not varied.clean

@@ -149,7 +149,8 @@ for path in {targets!r}:
 assert not wrote, wrote
 return relu(x)'''
     r = run_hostile(hostile_evaluator, relu, relu_model(body))
-    assert r.clean, r.error  # every write failed, so the (honest) computation went on
+    assert r.correct, r.error  # every write failed (the files are not even there), so the computation went on
+    assert r.hacks == ["sandbox_violation"] and "opens a file outside its scratch folder" in r.feedback
 
 
 @needs_bwrap
@@ -189,7 +190,42 @@ return relu(x)'''
             server.accept()
     finally:
         server.close()
-    assert r.clean
+    assert r.correct and r.hacks == ["sandbox_violation"] and "socket" in r.hack_details["sandbox_violation"]
+
+
+@needs_bwrap
+def test_secrets_and_answers_on_the_machine_stay_out_of_reach(hostile_evaluator, relu, monkeypatch):
+    """A secret in $HOME and in the environment, the checkout's tasks and shipped answers, the working
+    directory: the submission looks everywhere it could know of and raises with whatever it read;
+    none of it may reach the result (feedback included)."""
+    secret = f"{MARKER}-secret-{os.getpid()}"
+    planted = HOME / f".{MARKER}-credentials"
+    planted.write_text(secret)
+    monkeypatch.setenv("KERNEL_ENV_TEST_API_KEY", secret)
+    checkout = Path(__file__).resolve().parents[2]
+    places = [str(planted), str(checkout / "tasks"), str(checkout / "tests"), str(Path.cwd()), "/proc/1/cwd",
+              "/proc/1/root" + str(planted), "/proc/self/environ", "/proc/1/environ", "/proc/self/root" + str(planted)]
+    body = f'''import os, pwd
+found = []
+home = pwd.getpwuid(os.getuid()).pw_dir
+for path in {places!r} + [os.path.join(home, ".{MARKER}-credentials")]:
+    try:
+        if os.path.isdir(path):
+            found.append(f"{{path}}: {{sorted(os.listdir(path))[:20]}}")
+        else:
+            found.append(f"{{path}}: {{open(path, 'rb').read(4096)!r}}")
+    except OSError as exc:
+        found.append(f"{{path}}: {{type(exc).__name__}}")
+found.append(repr(dict(os.environ)))
+raise RuntimeError(" | ".join(found))'''
+    try:
+        with Evaluator(backend="interpreter", workers=1, config=hostile_evaluator.config) as fresh:  # sees the env
+            r = fresh.evaluate(relu, relu_model(body))
+    finally:
+        planted.unlink()
+    text = r.to_json()
+    assert secret not in text and "solution.md" not in text and "hostile" not in text.replace(MARKER, "")
+    assert "sandbox_violation" in r.hacks and r.isolation == "bwrap"
 
 
 def test_flooding_stdout(hostile_evaluator, relu):

@@ -11,15 +11,16 @@ from kernel_env.protocol import (
     ReferenceRequest,
     Trial,
     limits_of,
+    Timing,
     request_from_wire,
-    timing_of,
+    timing_counts,
 )
 
 
 def _reference(**changes):
     fields = dict(backend="interpreter", device="cpu", program="x = 1", alt_program=None,
                   trials=(Trial(42), Trial(43, variant="scaled"), Trial(1042, reuse=True, role="reuse")),
-                  init_seed=42, timing=timing_of(EvalConfig(), "interpreter", [0, 1]), limits=limits_of(EvalConfig()))
+                  init_seed=42, timing=Timing(1, 2, (5, 6, 7)), limits=limits_of(EvalConfig()))
     return ReferenceRequest(**{**fields, **changes})
 
 
@@ -33,7 +34,7 @@ def test_requests_round_trip_through_json():
 
 
 def test_defaults_follow_the_backend_and_the_config():
-    assert timing_of(EvalConfig(), "cuda", [0]).iters == 100 and timing_of(EvalConfig(iters=7), "cuda", []).iters == 7
+    assert timing_counts(EvalConfig(), "cuda") == (3, 100) and timing_counts(EvalConfig(iters=7), "cuda")[1] == 7
     assert limits_of(EvalConfig(), result_mb=80).max_result_mb == 80
 
 
@@ -42,6 +43,7 @@ def test_defaults_follow_the_backend_and_the_config():
     ({**_reference().to_wire(), "limits": {"timeout_s": 1}}, "malformed reference request"),
     ({**_reference().to_wire(), "trials": [{"seed": 1, "colour": "red"}]}, "malformed reference request"),
     ({**_reference().to_wire(), "backend": "tpu"}, "unknown backend"),
+    ({**_reference().to_wire(), "timing": {"warmup": 1, "iters": 5, "seeds": [1, 2]}}, "timing needs 6 seeds"),
 ])
 def test_malformed_requests_are_refused(header, why):
     with pytest.raises(ProtocolError, match=why):

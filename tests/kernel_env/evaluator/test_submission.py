@@ -58,11 +58,61 @@ class ModelNew(torch.nn.Module):
     sub = parse_submission(f"```python\n{code}```")
     assert sub.kernels == ["k"]
     text = "\n".join(sub.findings)
-    for expected in ("imports threading", "subclasses torch.Tensor", "monkeypatches a module", "calls gc.get_objects",
+    for expected in ("subclasses torch.Tensor", "monkeypatches a module", "calls gc.get_objects",
                      "try/except around a kernel launch", "side stream", "casts to lower precision"):
         assert expected in text, expected
+    assert "thread" not in text  # importing threading (for a Lock) is no evidence; starting a Thread is
+    spawn = parse_submission("```python\nimport threading\nclass ModelNew:\n    def forward(self, x):\n"
+                             "        threading.Thread(target=print).start()\n```")
+    assert any("spawns concurrent work" in f for f in spawn.findings)
 
 
 def test_honest_solutions_have_no_findings(bundled):
     for task in bundled.values():
         assert parse_submission(task.solution).findings == [], task.id
+
+
+def test_the_block_evaluated_is_the_last_that_defines_modelnew_and_feedback_names_it(evaluator, bundled):
+    from helpers import KERNEL
+
+    solution = KERNEL + "\n\nclass ModelNew(nn.Module):\n    def forward(self, x):\n        return relu(x)\n"
+    usage = "model = ModelNew()\nprint(model(torch.randn(4, 4)))\n"
+    reply = f"Solution:\n```python\n{solution}```\nUsage:\n```python\n{usage}```\n"
+    sub = parse_submission(reply)
+    assert "relu_kernel" in sub.kernels and sub.findings[0].startswith("evaluated code block 1 of 2")
+    r = evaluator.evaluate(bundled["L1/19_ReLU"], reply)
+    assert r.clean and r.feedback.startswith("(Evaluated code block 1 of 2: the last one that defines ModelNew.)")
+    assert parse_submission(f"```python\n{solution}```").findings == []  # one block: nothing to say
+
+
+def test_replies_are_decoded_tolerantly_and_bad_ones_get_a_parse_result(evaluator, bundled):
+    from helpers import KERNEL
+
+    from kernel_env.evaluator.submission import MAX_REPLY_CHARS, decode_reply
+
+    code = KERNEL + "\n\nclass ModelNew(nn.Module):\n    def forward(self, x):  # caf\xe9\n        return relu(x)\n"
+    raw = f"```python\n{code}```\n".encode("latin-1")  # one byte that is not UTF-8
+    assert evaluator.evaluate(bundled["L1/19_ReLU"], decode_reply(raw)).clean
+    binary = evaluator.evaluate(bundled["L1/19_ReLU"], decode_reply(bytes(range(256)) * 4))
+    assert binary.stage == "parse" and "binary data" in binary.error
+    huge = evaluator.evaluate(bundled["L1/19_ReLU"], "```python\n" + "#" * MAX_REPLY_CHARS + "\n```")
+    assert huge.stage == "parse" and "more than the" in huge.error
+
+
+def test_an_except_block_that_only_reraises_is_no_fallback():
+    code = '''import triton
+@triton.jit
+def k(x_ptr):
+    pass
+class ModelNew:
+    def forward(self, x):
+        try:
+            k[(1,)](x)
+        except RuntimeError as exc:
+            print("launch failed")
+            raise ValueError(f"kernel k failed: {exc}") from exc
+        return x
+'''
+    assert not any("try/except" in f for f in parse_submission(f"```python\n{code}```").findings)
+    fallback = code.replace('raise ValueError(f"kernel k failed: {exc}") from exc', "return x * 2")
+    assert any("try/except" in f for f in parse_submission(f"```python\n{fallback}```").findings)
