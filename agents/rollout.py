@@ -299,7 +299,7 @@ def _collect_wave(policy, sampler, pool, wave, first_traj, max_turns, params, ma
                     reward=float(reward),
                     correct=_opt_bool(info.get("correct")),
                     coverage=_opt_float(info.get("coverage")),
-                    speedup=_opt_float(info.get("speedup")),
+                    speedup=_opt_float(info.get("paid_speedup", info.get("speedup"))),  # what the reward paid
                     hacks=list(info.get("hacks") or []),
                     timed="speedup" in info,
                     finished=gen.finished,

@@ -5,6 +5,11 @@ p x the reference (fast_0 is the clean-correctness rate). A task without a solut
 failure, as in KernelBench. Correctness and hack rate are shares of all tasks too; mean coverage
 (the share of time in the solution's own kernels) is averaged over the clean results.
 
+Which speedup: the reward's ``"auto"`` choice (``scoring.rewards.speed_source``). On the interpreter
+that is the modelled GPU speedup (a roofline model of the work the kernels did, not a measurement),
+since measured interpreter times are CPU figures; on CUDA it is the measured one. Tables, the JSON
+report and the plot say which ("modelled (H100)" or "measured").
+
 Solutions come from:
 - ``bundled``: each task's shipped reference answer (``task.solution``);
 - a ``.jsonl`` file: one ``{"task_id": "L1/19_ReLU", "response": "..."}`` per line;
@@ -24,6 +29,7 @@ from concurrent.futures import as_completed
 from pathlib import Path
 
 from .scoring.result import EvalResult
+from .scoring.rewards import speed_source
 
 PS = (0.0, 1.0, 1.2, 1.5, 2.0)
 SOLUTION_EXTS = (".solution.md", ".md", ".py", ".txt")
@@ -111,9 +117,12 @@ def _row(task, r: EvalResult | None) -> dict:
     row = {"task_id": task.id, "level": task.level, "submitted": r is not None}
     if r is None:
         return {**row, "compiled": False, "correct": False, "clean": False, "hacks": [], "speedup": None,
-                "coverage": None, "stage": None, "error": "no solution"}
+                "modelled_speedup": None, "modelled_gpu": None, "speed_source": None, "coverage": None,
+                "stage": None, "error": "no solution"}
+    modelled = r.modelled or {}
     return {**row, "compiled": r.compiled, "correct": r.correct, "clean": r.clean, "hacks": list(r.hacks),
-            "speedup": r.speedup, "coverage": r.coverage, "stage": r.stage,
+            "speedup": r.speedup, "modelled_speedup": modelled.get("speedup"), "modelled_gpu": modelled.get("gpu"),
+            "speed_source": speed_source(r), "coverage": r.coverage, "stage": r.stage,
             "error": (r.error or "").splitlines()[0][:200] if r.error else None}
 
 
@@ -123,7 +132,23 @@ def fast_p(rows: Sequence[dict], p: float) -> float:
     """Share of rows that are clean and faster than p x the reference (p = 0: clean at all)."""
     if not rows:
         return 0.0
-    return sum(1 for r in rows if is_fast(r["clean"], r["speedup"], p)) / len(rows)
+    return sum(1 for r in rows if is_fast(r["clean"], scored_speedup(r), p)) / len(rows)
+
+
+def scored_speedup(row: dict) -> float | None:
+    """The speedup fast_p counts: the one ``speed_source`` chose when the row was made."""
+    return row["modelled_speedup"] if row.get("speed_source") == "modelled" else row["speedup"]
+
+
+def speed_label(rows: Sequence[dict]) -> str:
+    """What the clean rows' speedups are, for headers and titles: "measured", "modelled (H100)", or
+    both when some results had no model."""
+    clean = [r for r in rows if r["clean"]]
+    modelled = [r for r in clean if r.get("speed_source") == "modelled"]
+    if not modelled:
+        return "measured"
+    label = f"modelled ({', '.join(sorted({str(r.get('modelled_gpu')) for r in modelled}))})"
+    return label if len(modelled) == len(clean) else f"{label} and measured"
 
 
 def is_fast(clean: bool, speedup: float | None, p: float) -> bool:
@@ -150,6 +175,7 @@ def _metrics(rows: Sequence[dict], ps: Sequence[float]) -> dict:
         "correctness": share(lambda r: r["correct"]),
         "hack_rate": share(lambda r: bool(r["hacks"])),
         "fast_p": {_p_key(p): fast_p(rows, p) for p in ps},
+        "speedups": speed_label(rows),
         "mean_coverage": sum(coverages) / len(coverages) if coverages else None,
     }
 
@@ -161,32 +187,37 @@ def _p_key(p: float) -> str:
 # -- output -----------------------------------------------------------------------------------------
 
 def format_table(summary: dict[str, dict]) -> str:
-    """A Markdown table: one row per group (all tasks, then each level)."""
+    """A Markdown table: one row per group (all tasks, then each level); its last column says whether
+    fast_p counted modelled or measured speedups."""
     ps = list(next(iter(summary.values()))["fast_p"])
-    head = ["tasks", "n", "submitted", "compiled", "correct", "hacks", *[f"fast_{p}" for p in ps], "mean coverage"]
+    head = ["tasks", "n", "submitted", "compiled", "correct", "hacks", *[f"fast_{p}" for p in ps], "mean coverage",
+            "speedups"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in summary.items():
         cov = f"{m['mean_coverage']:.0%}" if m["mean_coverage"] is not None else "-"
         cells = [name, str(m["tasks"]), str(m["submitted"]), f"{m['compiled']:.2f}", f"{m['correctness']:.2f}",
-                 f"{m['hack_rate']:.2f}", *[f"{m['fast_p'][p]:.2f}" for p in ps], cov]
+                 f"{m['hack_rate']:.2f}", *[f"{m['fast_p'][p]:.2f}" for p in ps], cov, m["speedups"]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def report(rows: Sequence[dict], summary: dict, meta: dict) -> dict:
-    """The JSON document ``--json-out`` writes."""
-    return {**meta, "ps": [float(p) for p in PS], "summary": summary, "results": list(rows)}
+    """The JSON document ``--json-out`` writes; ``speedups`` says which speedups fast_p counted."""
+    return {**meta, "ps": [float(p) for p in PS], "speedups": speed_label(rows), "summary": summary,
+            "results": list(rows)}
 
 
 def plot(rows: Sequence[dict], path: str | Path, title: str = "") -> None:
     """fast_p against p as a PNG: a step curve per level and for all tasks, on a log p axis so that
-    interpreter speedups (far below 1) and GPU speedups (around 1) both show; fast_0 is a dashed line."""
+    measured interpreter speedups (far below 1) and GPU speedups (around 1) both show; fast_0 is a
+    dashed line. Title and axis say whether the speedups are modelled or measured."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    speedups = [r["speedup"] for r in rows if r["clean"] and r["speedup"]]
+    speedups = [scored_speedup(r) for r in rows if r["clean"] and scored_speedup(r)]
+    label = speed_label(rows)
     p_lo = min(0.1, 0.5 * min(speedups, default=1.0))
     p_hi = max(4.0, 1.5 * max(speedups, default=1.0))
     grid = [p_lo * (p_hi / p_lo) ** (i / 400) for i in range(401)]
@@ -204,11 +235,11 @@ def plot(rows: Sequence[dict], path: str | Path, title: str = "") -> None:
     ax.set_xscale("log")
     ax.set_xlim(p_lo, p_hi)
     ax.set_ylim(-0.02, 1.05)
-    ax.set_xlabel("p (speedup over the reference; log scale)")
+    ax.set_xlabel(f"p ({label} speedup over the reference; log scale)")
     ax.set_ylabel("fast_p (share of tasks)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(title="dashed: fast_0", fontsize=8, title_fontsize=8)
-    ax.set_title(title or "fast_p")
+    ax.set_title(f"{title or 'fast_p'} [{label}]")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

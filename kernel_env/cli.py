@@ -1,5 +1,5 @@
-"""The ``kernel-env`` command: list and check task suites, evaluate a solution, play an episode, benchmark
-solutions (fast_p), run the demo."""
+"""The ``kernel-env`` command: list and check task suites, evaluate a solution (and show its modelled GPU
+time), play an episode, benchmark solutions (fast_p), run the demo."""
 
 from __future__ import annotations
 
@@ -67,28 +67,91 @@ def cmd_tasks_check(args) -> int:
     return 0 if all(r["ok"] for r in reports) else 1
 
 
-def cmd_eval(args) -> int:
-    from kernel_env import EvalConfig, Evaluator
+def _evaluate(args):
+    """Load the task, read the solution and evaluate it once: the one code path ``eval`` and ``model``
+    share."""
+    from kernel_env import Evaluator
     from kernel_env.evaluator import default_size
+    from kernel_env.evaluator.submission import decode_reply
+    from tasks import load_tasks
 
     tasks = {t.id: t for t in _load(args.tasks, None)}
     if args.task not in tasks:
-        print(f"error: no task {args.task!r} in {args.tasks} (try: kernel-env tasks list --tasks {args.tasks})",
-              file=sys.stderr)
-        return 2
-    from kernel_env.evaluator.submission import decode_reply
-
+        raise ValueError(f"no task {args.task!r} in {args.tasks} (try: kernel-env tasks list --tasks {args.tasks})")
     raw = sys.stdin.buffer.read() if args.solution == "-" else Path(args.solution).read_bytes()
     response = decode_reply(raw)
     with Evaluator(backend=args.backend, workers=1, isolation=args.isolation) as evaluator:
         size = args.size or default_size(evaluator.backend)
-        from tasks import load_tasks
-
         task = load_tasks([tasks[args.task]], size=size, strict=True)[0]
-        result = evaluator.evaluate(task, response, size=size, config=EvalConfig(strict=args.strict))
-    from kernel_env.scoring.rewards import RewardConfig
+        return evaluator.evaluate(task, response, size=size, config=_eval_config(args))
 
-    reward = RewardConfig.of(args.reward)(result)
+
+def _eval_config(args):
+    """``--strict`` and ``--gpu`` as an EvalConfig. ``--gpu`` rides on ``EvalConfig.gpu``; an evaluator
+    without that field models on its default GPU, and the user is told so rather than misled."""
+    from kernel_env import EvalConfig
+    from kernel_env.perf import DEFAULT_GPU
+
+    config = EvalConfig(strict=args.strict)
+    if args.gpu is None or args.gpu == getattr(config, "gpu", DEFAULT_GPU):
+        return config
+    if not hasattr(config, "gpu"):
+        print(f"warning: this evaluator cannot choose the GPU yet; modelling on {DEFAULT_GPU}", file=sys.stderr)
+        return config
+    return config.with_(gpu=args.gpu)
+
+
+def _gpu_name(text: str) -> str:
+    """``--gpu``: a GPU the model has specs for (``kernel_env.perf.GPUS``, or one of its aliases)."""
+    from kernel_env.perf import gpu
+
+    try:
+        return gpu(text).name
+    except KeyError as exc:
+        raise argparse.ArgumentTypeError(exc.args[0]) from None
+
+
+def format_modelled(m: dict) -> str:
+    """The modelled breakdown ``model`` and ``eval --explain`` print: a header (GPU, both times, speedup,
+    bound, flags), then every row of both sides, heaviest first, as ``Modelled.explain`` lays them out."""
+    from dataclasses import fields
+
+    from kernel_env.perf import Modelled, Row
+
+    keys = {f.name for f in fields(Row)}
+
+    def rows(side: str) -> tuple:
+        return tuple(Row(**{k: v for k, v in r.items() if k in keys}) for r in m.get(side) or ())
+
+    model = Modelled(m["gpu"], m["runtime_us"], m["ref_runtime_us"], m["speedup"], m["bound"], rows("rows"),
+                     rows("ref_rows"), tuple(m.get("flags") or ()))
+    head, *lines = model.explain(top=max(len(model.rows), len(model.ref_rows), 1)).splitlines()
+    return "\n".join([f"{head}; flags: {', '.join(model.flags) or '-'}", *lines])
+
+
+def no_model_reason(result) -> str:
+    """Why a result carries no model: only correct results are modelled, so say what went wrong."""
+    error = (result.error or "").strip().splitlines()[0] if result.error else ""
+    if result.harness_error:
+        return f"no model: the evaluator failed, not the submission: {error}"
+    if not result.correct:
+        return f"no model: the result is not correct (stage {result.stage})" + (f": {error}" if error else "")
+    if result.hacks:
+        return f"no model: the result has hack codes: {', '.join(result.hacks)}"
+    return "no model: the evaluator recorded no modelled time for this result"
+
+
+def explain(result) -> str:
+    """The breakdown, or why there is none."""
+    return format_modelled(result.modelled) if result.modelled else no_model_reason(result)
+
+
+def cmd_eval(args) -> int:
+    from kernel_env.scoring.rewards import RewardConfig, speed_source
+
+    result = _evaluate(args)
+    config = RewardConfig.of(args.reward)
+    reward = config(result)
     if args.json:
         print(json.dumps({**result.to_dict(), "reward": reward}))
     else:
@@ -97,9 +160,22 @@ def cmd_eval(args) -> int:
         if result.speedup is not None:
             print(f"runtime {result.runtime_ms:.3f} ms  reference {result.ref_runtime_ms:.3f} ms  "
                   f"speedup {result.speedup:.3f}x  coverage {result.coverage:.0%}")
-        print(f"reward ({args.reward}): {reward:.3f}")
+        print(f"reward ({args.reward}, {speed_source(result, config.speed)} speedup): {reward:.3f}")
         print(result.feedback)
+        if args.explain:
+            print(explain(result))
     return 0 if result.clean else 1
+
+
+def cmd_model(args) -> int:
+    result = _evaluate(args)
+    if args.json:
+        print(json.dumps({"task_id": result.task_id, "backend": result.backend, "size": result.size,
+                          "correct": result.correct, "hacks": list(result.hacks), "modelled": result.modelled,
+                          "no_model": None if result.modelled else no_model_reason(result)}))
+    else:
+        print(explain(result))
+    return 0 if result.modelled else 1
 
 
 def cmd_demo(args) -> int:
@@ -209,10 +285,14 @@ def cmd_bench(args) -> int:
     summary = bench.summarize(rows)
     meta = {"tasks": args.tasks, "solutions": args.solutions, "backend": backend, "size": size,
             "strict": args.strict}
-    print(f"fast_p for {args.solutions} on {args.tasks} ({backend} backend, {size} size, {len(tasks)} tasks)")
+    speedups = summary["all"]["speedups"]
+    print(f"fast_p on {speedups} speedups for {args.solutions} on {args.tasks} ({backend} backend, {size} size, "
+          f"{len(tasks)} tasks)")
     print(bench.format_table(summary))
-    if backend == "interpreter":
-        print("(interpreter timings are CPU figures: fast_p for p > 0 says nothing about GPU speed)")
+    if speedups.startswith("modelled"):
+        print("(modelled: a roofline model of the work the kernels did, priced on a GPU; not a measurement)")
+    if backend == "interpreter" and "measured" in speedups:
+        print("(measured interpreter timings are CPU figures: fast_p for p > 0 says nothing about GPU speed)")
     failures = [r for r in rows if r["submitted"] and not r["clean"]]
     for r in failures[:20]:
         what = ", ".join(r["hacks"]) if r["hacks"] else f"{r['stage']}: {r['error']}"
@@ -224,6 +304,19 @@ def cmd_bench(args) -> int:
         bench.plot(rows, args.plot, title=f"fast_p: {args.solutions} on {args.tasks} ({backend})")
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0
+
+
+def _add_evaluation_args(p: argparse.ArgumentParser) -> None:
+    """The options of one evaluation, shared by ``eval`` and ``model`` (both go through ``_evaluate``)."""
+    p.add_argument("--tasks", default="bundled")
+    p.add_argument("--task", required=True, help="task id, e.g. L1/19_ReLU")
+    p.add_argument("--solution", required=True, help="file with the reply, or - for stdin")
+    p.add_argument("--backend", default="auto", choices=["auto", "cuda", "interpreter"])
+    p.add_argument("--size", choices=["small", "full"])
+    p.add_argument("--isolation", default="auto", choices=["auto", "bwrap", "none"])
+    p.add_argument("--strict", action="store_true", help="promote static findings to hack codes")
+    p.add_argument("--gpu", type=_gpu_name, help="GPU the modelled time is priced on (kernel_env.perf.GPUS; "
+                                                 "default: the evaluator's, H100)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -242,16 +335,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_tasks_check)
 
     p = sub.add_parser("eval", help="evaluate one solution (an LLM reply or a .py file) for one task")
-    p.add_argument("--tasks", default="bundled")
-    p.add_argument("--task", required=True, help="task id, e.g. L1/19_ReLU")
-    p.add_argument("--solution", required=True, help="file with the reply, or - for stdin")
-    p.add_argument("--backend", default="auto", choices=["auto", "cuda", "interpreter"])
-    p.add_argument("--size", choices=["small", "full"])
-    p.add_argument("--isolation", default="auto", choices=["auto", "bwrap", "none"])
-    p.add_argument("--strict", action="store_true", help="promote static findings to hack codes")
+    _add_evaluation_args(p)
     p.add_argument("--reward", default="drkernel", help="reward preset for the reported reward")
     p.add_argument("--json", action="store_true", help="print the EvalResult and its reward as one JSON object")
+    p.add_argument("--explain", action="store_true", help="then print the modelled GPU time breakdown")
     p.set_defaults(fn=cmd_eval)
+
+    p = sub.add_parser("model", help="evaluate one solution and print its modelled GPU time, row by row")
+    _add_evaluation_args(p)
+    p.add_argument("--json", action="store_true", help="print the modelled breakdown as one JSON object")
+    p.set_defaults(fn=cmd_model)
 
     p = sub.add_parser("play", help="play an episode yourself: paste or pipe one reply per turn",
                        description="Replies are read from stdin, separated by a line holding only %%%; "

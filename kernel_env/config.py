@@ -26,6 +26,7 @@ class EvalConfig:
     max_result_mb: int = 16384  # what the reference run may send back; a candidate gets 2x the reference's
     strict: bool = False  # promote static findings to hack codes
     profile: bool = True  # measure coverage (own-kernel share of time)
+    gpu: str = "H100"  # the GPU the interpreter backend's modelled time is for (kernel_env.perf.GPUS)
 
     def __post_init__(self):
         """Limits go to setrlimit and bit shifts in the worker: a wrong type there would fail every
@@ -41,6 +42,10 @@ class EvalConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"EvalConfig.{name} must be a non-negative number, not {value!r}")
+        from .perf.gpus import GPUS
+
+        if self.gpu not in GPUS:
+            raise ValueError(f"EvalConfig.gpu must be one of {sorted(GPUS)}, not {self.gpu!r}")
         for name in ("warmup", "iters"):
             value = getattr(self, name)
             if value is not None and (type(value) is not int or value < (0 if name == "warmup" else 1)):

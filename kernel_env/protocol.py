@@ -77,6 +77,16 @@ class Trial:
     role: str = "base"  # base | extra | reuse | alt
 
 
+@dataclass(frozen=True)
+class WorkPlan:
+    """How the run records its work: the task at its benchmark size (``full_program``), the secret
+    seed of the full-size program sampling, and how many MB the full-size inputs may take."""
+
+    full_program: str
+    seed: int
+    cap_mb: int
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunRequest:
     """What both kinds of run share: where, which program, which trials, under which limits."""
@@ -91,6 +101,7 @@ class RunRequest:
     timing: Timing | None
     limits: Limits
     fingerprint_key: int = 0  # sample positions of timed-output fingerprints (secret per seed set)
+    work: WorkPlan | None = None  # record the work done, for the modelled GPU time (interpreter)
 
     def to_wire(self) -> dict:
         header = asdict(self)
@@ -113,6 +124,7 @@ class CandidateRequest(RunRequest):
     code: str
     kernel_names: tuple[str, ...] = ()
     profile: bool = False
+    known_compile_keys: tuple[str, ...] = ()  # GPU-target compiles the trusted side already holds
 
 
 REQUESTS = {cls.kind: cls for cls in (ReferenceRequest, CandidateRequest)}
@@ -131,8 +143,11 @@ def request_from_wire(header: dict) -> RunRequest:
         values["limits"] = Limits(**header["limits"])
         timing = header.get("timing")
         values["timing"] = None if timing is None else Timing(timing["warmup"], timing["iters"], tuple(timing["seeds"]))
-        if "kernel_names" in values:
-            values["kernel_names"] = tuple(values["kernel_names"])
+        for name in ("kernel_names", "known_compile_keys"):
+            if name in values:
+                values[name] = tuple(values[name])
+        if values.get("work") is not None:
+            values["work"] = WorkPlan(**values["work"])
         request = cls(**values)
     except (KeyError, TypeError) as exc:
         raise ProtocolError(f"malformed {cls.kind} request: {exc}") from exc
@@ -156,6 +171,8 @@ class Event:
     TICK = "tick"  # right before and right after one timed call: the worker's clock brackets it
     PROFILE = "profile"  # profiler coverage (CUDA)
     GHOST = "ghost"  # one ghost replay's outputs
+    GPU_COMPILE = "gpu_compile"  # own kernels compiled for a GPU target: {"records", "reused", ...}
+    WORK = "work"  # recorded work of one call: {"size": "small" | "full", "records" | "error" | "skipped"}
     ERROR = "error"  # the run failed: {"stage", "message", "where"}
     DONE = "done"  # the run finished: {"forward_s"}
     READY = "ready"  # worker only: started and warm
@@ -165,7 +182,8 @@ class Event:
 #: What an evaluation's process may say. A child that sends anything else (a worker-only event
 #: included) is trying to speak for the worker, and is killed for it.
 CHILD_EVENTS = frozenset({Event.STAGE, Event.COMPILED, Event.TRIAL, Event.GRAD_LAUNCHES, Event.HACK,
-                          Event.TIMING_BEGIN, Event.TICK, Event.TIMING_END, Event.PROFILE, Event.GHOST, Event.ERROR, Event.DONE})
+                          Event.TIMING_BEGIN, Event.TICK, Event.TIMING_END, Event.PROFILE, Event.GHOST,
+                          Event.GPU_COMPILE, Event.WORK, Event.ERROR, Event.DONE})
 
 
 class Killed:

@@ -18,7 +18,7 @@ from gymnasium.error import ResetNeeded
 from ..config import EvalConfig
 from ..evaluator import POOLS, BaseEvaluator, default_size, resolve_backend
 from ..scoring.result import EvalResult
-from ..scoring.rewards import RewardConfig, RewardFn
+from ..scoring.rewards import RewardConfig, RewardFn, chosen_speedup
 from .prompts import TRUNCATED, task_prompt, transcript, turn_message
 from .spaces import TextSpace
 
@@ -160,8 +160,9 @@ class KernelEnv(gym.Env[str, str]):
         action = _as_text(action)
         self.turn += 1
         reward = float(self.reward_config(result))
-        if result.clean and result.speedup is not None:
-            self.best_speedup = max(self.best_speedup, float(result.speedup))
+        speedup = chosen_speedup(result, self.reward_config.speed)  # the figure the reward pays
+        if result.clean and speedup is not None:
+            self.best_speedup = max(self.best_speedup, float(speedup))
         terminated = bool(self.terminate_on_success and result.clean)
         truncated = bool(self.turn >= self.max_turns and not terminated)
         self._done = terminated or truncated
@@ -170,7 +171,9 @@ class KernelEnv(gym.Env[str, str]):
         self.results.append(result)
         self.rewards.append(reward)
         info = result.to_dict()
-        info.update(task_id=self.task.id, level=self.task.level, turn=self.turn, max_turns=self.max_turns,
+        modelled = info.pop("modelled")  # nested and sometimes absent: vector envs merge flat values only
+        info.update(modelled_speedup=modelled["speedup"] if modelled else None, paid_speedup=speedup,
+                    task_id=self.task.id, level=self.task.level, turn=self.turn, max_turns=self.max_turns,
                     best_speedup=self.best_speedup, messages=self._messages())
         return observation, reward, terminated, truncated, info
 

@@ -17,6 +17,8 @@ import torch
 
 from .. import wire
 from ..config import EvalConfig
+from ..perf.assess import assess
+from ..perf.records import RecordError
 from ..protocol import Killed, Trial
 from ..scoring.result import STAGES
 from ..wire import fingerprints_close
@@ -35,9 +37,12 @@ CACHED_MIN_GAP_MS = 0.5
 #: CUDA: the median device time may not fall below this share of the median host time, less the slack.
 DEVICE_BELOW_HOST, DEVICE_BELOW_HOST_SLACK_MS = 0.5, 0.5
 #: The worker's clock around a timed call may exceed the reported time by the harness's own share
-#: (the reference's median gap, times the factor) plus the slack (a poll of the worker, scheduling
-#: on a loaded machine), and the reported time must be at least 1/RATIO of what the worker saw.
-EXTERNAL_GAP_FACTOR, EXTERNAL_SLACK_MS, EXTERNAL_RATIO = 3.0, 40.0, 3.0
+#: (the reference's median gap, times the factor) plus the slack (the worker's process scans and
+#: scheduling on a loaded machine delay its stamps), and the reported time must be at least 1/RATIO
+#: of what the worker saw: a bound against gross tampering, not a fine measurement.
+EXTERNAL_GAP_FACTOR, EXTERNAL_SLACK_MS, EXTERNAL_RATIO = 3.0, 250.0, 3.0
+#: Torch compute ops taking more than this share of the candidate's modelled time did the main work.
+TORCH_WORK_SHARE = 0.5
 
 
 ROLE_WORDS = {
@@ -102,6 +107,7 @@ class Verdict:
     mean_abs_error: float | None = None
     timings: dict[str, float] = field(default_factory=dict)  # sandbox seconds per stage, forward time
     evidence: list[str] = field(default_factory=list)  # runtime findings, reported with the static ones
+    modelled: dict | None = None  # kernel_env.perf's modelled comparison (interpreter backend)
 
     @classmethod
     def unparsed(cls, error: str) -> Verdict:
@@ -158,6 +164,9 @@ class Judge:
             and error is None
         self.classify_failures(trial_ok)
         speed = self.check_timing(report) if correct and report.timed is not None else None
+        model = self.check_work(report) if correct else None
+        if model is not None and speed is not None:
+            speed.coverage = model.own_share  # the own kernels' share of modelled time, not of interpreter time
         self.check_precision(trial_ok, correct)
         earned = speed is not None and not self.hacks  # an unearned result has no meaningful speed
         if self.config.strict:  # static evidence, promoted: gates the reward, leaves the measurements
@@ -169,12 +178,13 @@ class Judge:
         timings = {f"sandbox_{k}": round(v, 4) for k, v in report.stage_times.items()}
         if report.done:
             timings["forward"] = round(report.forward_s, 4)
+        refused = any(e.get("stage") == "gpu_compile" for e in report.errors)
         return Verdict(
-            compiled=report.compiled, correct=correct, stage=failed_in or "done", error=error, hacks=dict(self.hacks),
+            compiled=report.compiled and not refused, correct=correct, stage=failed_in or "done", error=error, hacks=dict(self.hacks),
             speedup=speed.speedup if earned else None, runtime_ms=speed.runtime_ms if earned else None,
             ref_runtime_ms=speed.ref_runtime_ms if speed else None, coverage=speed.coverage if earned else None,
             max_abs_error=self.errors[0], mean_abs_error=self.errors[1], timings=timings,
-            evidence=sorted(self.evidence))
+            evidence=sorted(self.evidence), modelled=model.modelled.to_dict() if model and earned else None)
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -258,6 +268,8 @@ class Judge:
             err = report.errors[0]
             where = "\n".join(str(w) for w in err.get("where", []))
             stage = err.get("stage") if err.get("stage") in ("compile", "correctness", "timing") else "verification"
+            if err.get("stage") == "gpu_compile":
+                stage = "compile"
             return f"{err.get('message', 'error')}" + (f"\n{where}" if where else ""), stage
         elif end.signal == "SIGXCPU":
             error, violation = f"exceeded the CPU-time limit of {cfg.cpu_time_s}s", None
@@ -274,6 +286,22 @@ class Judge:
             error += "\n" + "\n".join(tail.splitlines()[-8:])
         stage = {"ghost": "verification"}.get(report.last_stage, report.last_stage)
         return error, stage if report.compiled and stage in STAGES else "compile"
+
+    def check_work(self, report: RunReport):
+        """The work audit and the modelled time, from the work both runs recorded (interpreter)."""
+        if not report.work or not self.ref.work:
+            return None
+        try:
+            result = assess(report.work, self.ref.work, self.config.gpu)
+        except (RecordError, KeyError, TypeError, ValueError) as exc:
+            self.evidence.add(f"no modelled time: the work records could not be used ({str(exc)[:200]})")
+            return None
+        if result.torch_share > TORCH_WORK_SHARE and "no_own_kernel_launched" not in self.hacks:
+            self.hack("torch_does_the_work", f"torch ops take {result.torch_share:.0%} of the modelled time, "
+                                             f"your kernels {result.own_share:.0%}")
+        if result.low_precision:
+            self.hack("precision_downgrade", f"tensors below the task's precision: {', '.join(result.low_precision[:3])}")
+        return result
 
     def check_launches(self, launches: list[int], grad_launches: int) -> None:
         if max(launches) == 0:

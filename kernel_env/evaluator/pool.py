@@ -19,17 +19,21 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..config import EvalConfig, library_versions
-from ..protocol import CandidateRequest, ReferenceRequest, Trial, limits_of
+from ..protocol import CandidateRequest, ReferenceRequest, Trial, WorkPlan, limits_of
 from ..scoring.feedback import feedback
 from ..scoring.result import EvalResult
 from .base import BaseEvaluator, default_size, resolve_backend
 from .cache import ResultCache, result_key
+from .compile_cache import CompileCache, InvalidRecord
 from .judge import Judge, Verdict
 from .plan import SEED_SETS, SeedSet, candidate_indices, new_secret, reference_plan, timing_plan
 from .report import MalformedReport, Reference, lost_worker, parse_report
 from .sandbox import RequestRefused, SandboxProcess, WorkerDied
 from .submission import SubmissionError, extract_code, parse_submission
 
+#: The GPU target the interpreter backend compiles own kernels for, and the most known compiles a
+#: request carries (the most recent ones).
+COMPILE_TARGET, MAX_KNOWN_COMPILES = "cuda:90:32", 512
 #: Tasks whose reference outputs stay in memory (the bundled suite fits; a trainer cycling through
 #: more recomputes the least recently used ones).
 MAX_REFERENCES = 128
@@ -69,6 +73,7 @@ class Evaluator(BaseEvaluator):
         self._versions = library_versions()  # same interpreter as the workers: part of the reference key
         self._rng = random.Random(secrets.randbits(64))
         self.restarts = 0
+        self.compiles = CompileCache()  # GPU-target compiles of own kernels, by source and signature
         self.isolation_used = ""  # known once a worker has started
 
     @staticmethod
@@ -170,28 +175,55 @@ class Evaluator(BaseEvaluator):
                 self._references.move_to_end(key)
         if owner:
             try:
-                future.set_result(self._compute_reference(program, alt, plan, config, seeds))
+                future.set_result(self._compute_reference(program, alt, plan, config, seeds,
+                                                          self._work_plan(task, config)))
             except BaseException as exc:
                 with self._lock:
                     self._references.pop(key, None)  # let a later call try again
                 future.set_exception(exc)
         return plan, future.result()
 
+    def _work_plan(self, task, config: EvalConfig, code: str = "") -> WorkPlan | None:
+        """On the interpreter, both runs record their work for the modelled GPU time. The program
+        sample of the full-size recording is secret but fixed per code, so the same code always gets
+        the same modelled time from one evaluator."""
+        if self.backend != "interpreter":
+            return None
+        seed = SeedSet.derive(self._seed_secret, "work", task.hash, code).base
+        return WorkPlan(full_program=task.program("full"), seed=seed, cap_mb=config.memory_mb // 4)
+
     def _reference_request(self, program: str, alt: str | None, plan: list[Trial], config: EvalConfig,
-                           seeds: SeedSet) -> ReferenceRequest:
+                           seeds: SeedSet, work: WorkPlan | None = None) -> ReferenceRequest:
         return ReferenceRequest(
             backend=self.backend, device=self._device(), program=program, alt_program=alt, trials=tuple(plan),
             init_seed=seeds.seed("init"), timing=timing_plan(config, self.backend, seeds),
-            limits=limits_of(config), fingerprint_key=seeds.fingerprint_key)
+            limits=limits_of(config), fingerprint_key=seeds.fingerprint_key, work=work)
 
     def _compute_reference(self, program: str, alt: str | None, plan: list[Trial], config: EvalConfig,
-                           seeds: SeedSet) -> Reference:
-        events = self._run_on_worker(self._reference_request(program, alt, plan, config, seeds), config.timeout_s)
+                           seeds: SeedSet, work: WorkPlan | None = None) -> Reference:
+        events = self._run_on_worker(self._reference_request(program, alt, plan, config, seeds, work),
+                                     config.timeout_s)
         try:
             report = parse_report(events, len(plan))
         except MalformedReport as exc:
             raise RuntimeError(f"the task's reference failed: {exc}") from exc
         return Reference.from_report(report, len(plan))
+
+    def _known_compiles(self) -> list[str]:
+        import triton
+
+        return self.compiles.known(COMPILE_TARGET, triton.__version__)[-MAX_KNOWN_COMPILES:]
+
+    def _keep_compiles(self, records: list) -> None:
+        import triton
+
+        for record in records[:MAX_KNOWN_COMPILES]:
+            if not isinstance(record, dict) or record.get("ok") is not True:  # a refusal is never skipped later
+                continue
+            try:
+                self.compiles.put(record, COMPILE_TARGET, triton.__version__)
+            except InvalidRecord:
+                continue
 
     def _cache_key(self, job: _Job, code: str) -> tuple:
         return result_key(job.task, code, job.size, self.backend, job.config)
@@ -238,7 +270,8 @@ class Evaluator(BaseEvaluator):
             trials=tuple(plan[i] for i in chosen), init_seed=seeds.seed("init"),
             timing=timing_plan(config, self.backend, seeds), limits=limits_of(config, result_mb),
             fingerprint_key=seeds.fingerprint_key, code=submission.code,
-            kernel_names=tuple(submission.kernels), profile=config.profile)
+            kernel_names=tuple(submission.kernels), profile=config.profile, work=self._work_plan(task, config, submission.code),
+            known_compile_keys=tuple(self._known_compiles()))
         t0 = time.perf_counter()
         try:
             events = self._run_on_worker(request, config.timeout_s)
@@ -253,6 +286,8 @@ class Evaluator(BaseEvaluator):
             verdict = Judge(plan, chosen, reference, config, submission.findings).verdict(report)
         except Exception as exc:  # values out of range in a well-formed report: never raise into an RL loop
             verdict = Verdict.malformed(f"{type(exc).__name__}: {exc}")
+        if not verdict.hacks:  # a run with hack codes may have forged its compile records too
+            self._keep_compiles(report.compiles)
         return self._result(job, verdict, submission.findings, timings, started), not report.exit.worker_died
 
     def _result(self, job: _Job, verdict: Verdict, findings: list[str], timings: dict[str, float],
@@ -266,7 +301,7 @@ class Evaluator(BaseEvaluator):
             ref_runtime_ms=verdict.ref_runtime_ms, coverage=verdict.coverage, max_abs_error=verdict.max_abs_error,
             mean_abs_error=verdict.mean_abs_error, error=verdict.error, stage=verdict.stage,
             timings={**timings, **verdict.timings}, inputs="secret" if job.config.seed is None else "fixed",
-            isolation=self.isolation_used)
+            isolation=self.isolation_used, modelled=verdict.modelled)
         result.feedback = feedback(result)
         result.timings["total"] = round(time.perf_counter() - started, 4)
         return result

@@ -72,16 +72,16 @@ class _ActorEvaluator(Evaluator):
     registry = None
     device_name = "cpu"
 
-    def _reference_key(self, program, alt, plan, config, seeds) -> str:
-        request = self._reference_request(program, alt, plan, config, seeds).to_wire()
+    def _reference_key(self, program, alt, plan, config, seeds, work) -> str:
+        request = self._reference_request(program, alt, plan, config, seeds, work).to_wire()
         blob = json.dumps([self.device_name, sorted(self._versions.items()), request], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 
-    def _compute_reference(self, program, alt, plan, config, seeds):
+    def _compute_reference(self, program, alt, plan, config, seeds, work=None):
         if self.registry is None:
-            return super()._compute_reference(program, alt, plan, config, seeds)
+            return super()._compute_reference(program, alt, plan, config, seeds, work)
         ray = _ray()
-        key = self._reference_key(program, alt, plan, config, seeds)
+        key = self._reference_key(program, alt, plan, config, seeds, work)
         deadline = time.monotonic() + 2 * config.timeout_s + 30
         while True:
             state, box = ray.get(self.registry.claim.remote(key, 2 * config.timeout_s + 30))
@@ -96,7 +96,7 @@ class _ActorEvaluator(Evaluator):
             time.sleep(0.1)  # another actor is computing it
         published = False
         try:
-            reference = super()._compute_reference(program, alt, plan, config, seeds)
+            reference = super()._compute_reference(program, alt, plan, config, seeds, work)
             # the registry stores it (and owns the object), so it outlives this actor
             ray.get(self.registry.put.remote(key, reference))
             published = True

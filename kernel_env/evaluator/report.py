@@ -93,6 +93,9 @@ class RunReport:
     exit: Exit = field(default_factory=Exit)
     done: bool = False
     forward_s: float = 0.0
+    compiles: list = field(default_factory=list)  # GPU-target compile records (validated by the evaluator)
+    compile_reused: list = field(default_factory=list)  # keys the sandbox skipped: the trusted side has them
+    work: dict[str, dict] = field(default_factory=dict)  # "small"/"full" -> the WORK event
     stage_times: dict[str, float] = field(default_factory=dict)  # sandbox seconds per stage
     last_stage: str = "compile"
 
@@ -155,6 +158,14 @@ def _parse(events, n_trials: int) -> RunReport:
             report.ghosts.append(GhostReport(index=int(event.get("index", 0)), fill=str(event.get("fill", "")),
                                              raised=bool(event.get("raised")),
                                              outputs=Packed(list(event.get("outputs", [])), blobs)))
+        elif kind == Event.GPU_COMPILE:
+            report.compiles = list(event.get("records") or [])
+            report.compile_reused = [str(k) for k in event.get("reused") or []]
+        elif kind == Event.WORK:
+            size = str(event.get("size"))
+            if size not in ("small", "full") or size in report.work:
+                raise MalformedReport(f"work report for size {size!r} unknown or repeated")
+            report.work[size] = event
         elif kind == Event.ERROR:
             report.errors.append(event)
         elif kind == Event.DONE:
@@ -202,6 +213,7 @@ class Reference:
     timed_prints: list[list] = field(default_factory=list)  # fingerprints of each timed call's outputs
     timed_numel: list[list[int]] = field(default_factory=list)  # and their element counts
     tick_gaps_ms: list[float] = field(default_factory=list)  # worker clock minus own clock, per timed call
+    work: dict[str, dict] = field(default_factory=dict)  # "small"/"full" -> aten work traced on meta tensors
 
     @classmethod
     def from_report(cls, report: RunReport, n_trials: int) -> Reference:
@@ -217,7 +229,8 @@ class Reference:
         return cls(outputs=[t.outputs.unpack() for t in trials], digests=[t.digests for t in trials],
                    times_ms=[c.ms for c in timed], timed_prints=[c.fingerprints for c in timed],
                    timed_numel=[c.numel for c in timed],
-                   tick_gaps_ms=[c.external_ms - c.ms for c in timed if c.external_ms is not None])
+                   tick_gaps_ms=[c.external_ms - c.ms for c in timed if c.external_ms is not None],
+                   work=report.work)
 
     @property
     def nbytes(self) -> int:

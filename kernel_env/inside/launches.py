@@ -62,6 +62,7 @@ class LaunchRecorder:
         self.home_stream = None
         self.returned: dict[int, object] = {}  # kernel id -> what its last real launch returned
         self.launched_names: dict[str, int] = {}  # compiled kernel name -> launches the hook saw
+        self.compiler = None  # a gpu_compile.GpuCompiler while the correctness calls run (interpreter)
 
     def reset(self) -> None:
         self.count = self.hook_count = self.side_launches = 0
@@ -114,6 +115,8 @@ class LaunchRecorder:
                 recorder.seconds += perf_counter() - start
             recorder.count += 1
             recorder.returned[id(kernel)] = result
+            if recorder.compiler is not None:  # launches that ran: a failed one is no GPU code either
+                recorder.compiler.observe(kernel, args, kwargs)
             return result
 
         run.__qualname__ = f"{cls.__qualname__}.run"

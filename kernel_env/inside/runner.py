@@ -11,8 +11,10 @@ snapshot is verified first: replaced functions are put back before the harness u
 
 from __future__ import annotations
 
+import contextlib
 import linecache
 import os
+import signal
 import sys
 import traceback
 import types
@@ -24,13 +26,19 @@ from .. import wire
 from ..protocol import CandidateRequest, Event, RunRequest
 from ..wire import digest, fingerprint
 from .audit import Audit
+from .gpu_compile import GpuCompiler
 from .guards import Integrity, Spawned, foreign_storage
 from .interpreter_compat import explain
 from .inputs import init_inputs, make_inputs
 from .launches import GHOST_FILLS, LaunchRecorder
 from .timing import Timer, make_timer
+from .work import Sampling, input_bytes, record_call, trace_reference
 
 CANDIDATE_MODULE = "kernel_candidate"
+#: Seconds the full-size work recording may take; past it, the small-size work, scaled, stands in.
+FULL_SIZE_WORK_BUDGET_S = 4.0
+#: Programs a full-size launch runs: first, last, hinted, a run of RUN at a random start, SINGLES more.
+FULL_SIZE_SINGLES, FULL_SIZE_RUN, FULL_SIZE_WHOLE_GRID = 4, 4, 16
 #: Torch modes on these stacks see every tensor op, the harness's included: none may outlive a call.
 _MODE_STACKS = (torch._C._len_torch_function_stack, torch._C._len_torch_dispatch_stack)
 
@@ -75,6 +83,9 @@ class Run:
         self._verify = None  # Integrity.verify, bound before the candidate is imported
         self.forward_s = 0.0  # time inside model calls: the rest of an evaluation is harness overhead
         self.programs = _programs(request)
+        if request.work is not None:  # the benchmark size, for the work model only
+            self.programs["full"] = _load_task(request.work.full_program, "task-full",
+                                               not isinstance(request, CandidateRequest))
         self.init = {name: init_inputs(m, request.init_seed) for name, m in self.programs.items()}
 
     def draw(self, seed: int, variant: str = "normal", program: str = "main", device: str = "cpu") -> list:
@@ -154,9 +165,12 @@ class ReferenceRun(Run):
     def run(self) -> None:
         request = self.request
         models = {}
-        for name, module in self.programs.items():
-            torch.manual_seed(request.init_seed)
-            models[name] = module.Model(*self.init[name]).to(self.device)
+        for name in ("main", "alt"):
+            if name in self.programs:
+                torch.manual_seed(request.init_seed)
+                models[name] = self.programs[name].Model(*self.init[name]).to(self.device)
+        if request.work is not None:
+            self.trace_work()
         self.stage("correctness")
         for i, trial in enumerate(request.trials):
             inputs = self.draw(trial.seed, trial.variant, trial.program)
@@ -169,6 +183,17 @@ class ReferenceRun(Run):
             model = models["main"]
             with torch.no_grad():
                 self.timed_calls(lambda xs: self.forward(model, xs), None)
+
+
+    def trace_work(self) -> None:
+        """The reference's aten work at both sizes, on meta tensors: the model's denominator."""
+        for size, name in (("small", "main"), ("full", "full")):
+            try:
+                trace = trace_reference(self.programs[name], self.request.init_seed, self.request.trials[0].seed)
+            except Exception as exc:  # noqa: BLE001 - a model that needs values cannot be traced on meta
+                self.emit({"event": Event.WORK, "size": size, "error": f"{type(exc).__name__}: {exc}"[:500]})
+                continue
+            self.emit({"event": Event.WORK, "size": size, "records": trace.records, "output_bytes": trace.output_bytes})
 
 
 class CandidateRun(Run):
@@ -206,9 +231,10 @@ class CandidateRun(Run):
             self._verify()
             model_cls = getattr(module, "ModelNew")
             models = {}
-            for name, args in self.init.items():
-                torch.manual_seed(request.init_seed)
-                models[name] = model_cls(*args).to(self.device)
+            for name in ("main", "alt"):
+                if name in self.init:
+                    torch.manual_seed(request.init_seed)
+                    models[name] = model_cls(*self.init[name]).to(self.device)
             self._verify()
         except BaseException as exc:  # noqa: BLE001 - any failure of candidate code is a result
             self.fail("compile", exc, path)
@@ -217,11 +243,18 @@ class CandidateRun(Run):
         self.checks("import")
         self.before_harness_work()
         trials = [self.draw(t.seed, t.variant, t.program) for t in request.trials]  # only now: after import
+        interpreted = not cuda
+        if interpreted:  # every own launch of the correctness calls is compiled for a GPU afterwards
+            recorder.compiler = GpuCompiler(known=request.known_compile_keys)
         try:
             self.correctness(models, trials)
         except BaseException as exc:  # noqa: BLE001
             self.fail("correctness", exc, path)
             return
+        if interpreted and not self.compile_for_gpu():
+            return
+        if request.work is not None:
+            self.record_work(model_cls, models["main"], trials[0])
         try:
             self.timing(models["main"])
         except BaseException as exc:  # noqa: BLE001
@@ -308,6 +341,63 @@ class CandidateRun(Run):
         self.emit({"event": Event.GRAD_LAUNCHES, "launches": recorder.launches})
         self.checks("grad-mode call")
 
+    def compile_for_gpu(self) -> bool:
+        """Compile the own kernels the correctness calls launched for a GPU target, as a GPU would
+        have before running them; False (and an error event) when the compiler refuses one."""
+        compiler, self.recorder.compiler = self.recorder.compiler, None
+        self.stage("gpu_compile")
+        self.before_harness_work()
+        try:
+            records = compiler.compile_all()
+        except Exception as exc:  # noqa: BLE001 - a broken compile step is reported, not fatal
+            records = []
+            self.emit({"event": Event.GPU_COMPILE, "records": [], "error": f"{type(exc).__name__}: {exc}"[:500]})
+        else:
+            self.emit({"event": Event.GPU_COMPILE, "records": records, "reused": list(compiler.reused),
+                       "dropped": compiler.dropped})
+        refused = next((r for r in records if not r.get("ok")), None)
+        if refused is not None:
+            self.emit({"event": Event.ERROR, "stage": "gpu_compile", "where": [],
+                       "message": f"the GPU compiler rejects kernel {refused.get('kernel')} (the interpreter ran it "
+                                  f"as Python, a GPU would not):\n{refused.get('error')}"[:2000]})
+            return False
+        return True
+
+    def record_work(self, model_cls, model, inputs: list) -> None:
+        """The work of one call at the small size (every program runs), then at the benchmark size
+        (a secret sample of programs, heavy torch ops elided), if its inputs fit. Never timed."""
+        plan = self.request.work
+        self.stage("work")
+        self.before_harness_work()
+        small = record_call(model, _fresh(inputs, self.device))
+        self._verify()
+        self.checks("work call")
+        self.emit({"event": Event.WORK, "size": "small", "records": small.records})
+        full = self.programs["full"]
+        seed = self.request.trials[0].seed
+        if input_bytes(full, seed) * 3 > plan.cap_mb << 20:
+            self.emit({"event": Event.WORK, "size": "full", "skipped": "memory"})
+            return
+        big_inputs = big_model = None
+        try:
+            self.before_harness_work()
+            big_inputs = self.draw(seed, program="full")
+            torch.manual_seed(self.request.init_seed)
+            big_model = model_cls(*self.init["full"]).to(self.device)
+            self._verify()
+            sampling = Sampling(plan.seed, hints=tuple(small.hints), singles=FULL_SIZE_SINGLES, run=FULL_SIZE_RUN,
+                                full_grid=FULL_SIZE_WHOLE_GRID)
+            with _budget(FULL_SIZE_WORK_BUDGET_S):
+                big = record_call(big_model, big_inputs, sampling)
+        except Exception as exc:  # noqa: BLE001 - the small-size work, scaled, stands in
+            self.emit({"event": Event.WORK, "size": "full", "error": f"{type(exc).__name__}: {exc}"[:500]})
+        else:
+            self.emit({"event": Event.WORK, "size": "full", "records": big.records})
+        finally:
+            del big_inputs, big_model
+            self._verify()
+            self.checks("full-size work call")
+
     def timing(self, model) -> None:
         if not self.request.timing:
             return
@@ -375,6 +465,25 @@ def _storage_ptr(t: torch.Tensor) -> int:
 def _fresh(values: list, device: str) -> list:
     """Copies with their own storage: no call sees a tensor another call (or the draw) holds."""
     return [_to(v, device, copy=True) if isinstance(v, torch.Tensor) else v for v in values]
+
+
+class OverBudget(Exception):
+    """The full-size work recording ran past its budget."""
+
+
+@contextlib.contextmanager
+def _budget(seconds: float):
+    """Interrupt the block after ``seconds`` of wall time (SIGALRM; nothing else in the run uses it)."""
+    def expire(signum, frame):
+        raise OverBudget(f"the full-size recording took more than {seconds:g}s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _clear_modes() -> None:

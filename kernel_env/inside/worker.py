@@ -306,6 +306,7 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     worker = Worker(args.backend, args.scratch, in_own_pid_namespace())
     import torch  # noqa: F401 - warm imports are the point of this process
+    import torch._dynamo  # noqa: F401 - its import rewraps torch.manual_seed: before the snapshot, not after
     import triton  # noqa: F401
     if args.backend == "interpreter":
         from .interpreter_compat import install
@@ -314,6 +315,9 @@ def main() -> None:
     from . import runner  # noqa: F401
 
     if args.backend == "interpreter":
+        from .gpu_compile import warm_up
+
+        warm_up()  # Triton hashes its own library once: children inherit it
         _warm_interpreter()
     gc.freeze()  # children neither scan nor copy-on-write the warm imports when they collect
     worker.serve()

@@ -29,16 +29,57 @@ def _what_happened(r: EvalResult) -> str:
         return f"Your output is {r.error}. Fix the kernel and answer again."
     if r.error:
         return f"Your code failed during {r.stage}:\n{r.error}"
-    if r.speedup is None:
-        return "Your kernel is correct."
-    unit = " (Triton interpreter timing on CPU, not a GPU figure)" if r.backend == "interpreter" else ""
-    lines = [
-        f"Your kernel is correct. Runtime {r.runtime_ms:.3f} ms vs reference {r.ref_runtime_ms:.3f} ms: "
-        f"speedup {r.speedup:.2f}x{unit}."
-    ]
+    return _correct(r)
+
+
+def _correct(r: EvalResult) -> str:
+    """Speed, then where the time goes. On the interpreter the model leads (the measured figures are
+    CPU times); on CUDA the measurement leads and the model follows."""
+    speed = [_modelled(r.modelled) if r.modelled else None, _measured(r)]
+    if r.backend != "interpreter":
+        speed.reverse()
+    lines = ["Your kernel is correct.", *[s for s in speed if s]]
+    if len(lines) == 1:
+        return lines[0]
+    if r.modelled:
+        lines.append(_heaviest(r.modelled))
     if r.coverage is not None:
         lines.append(f"{r.coverage:.0%} of the time is spent in your own kernels.")
         if r.coverage < 0.5:
             lines.append("Most time is outside your kernels: move the heavy operations into Triton.")
     lines.append("Make it faster if you can, keeping it correct.")
     return " ".join(lines)
+
+
+def _measured(r: EvalResult) -> str | None:
+    """The timed figures; a short clause when the model already gave the speed on the interpreter."""
+    if r.speedup is None:
+        return None
+    if r.backend == "interpreter" and r.modelled:
+        return (f"Measured under the Triton interpreter on CPU (not a GPU figure): {r.runtime_ms:.3f} ms vs "
+                f"{r.ref_runtime_ms:.3f} ms.")
+    unit = " (Triton interpreter timing on CPU, not a GPU figure)" if r.backend == "interpreter" else ""
+    return (f"Runtime {r.runtime_ms:.3f} ms vs reference {r.ref_runtime_ms:.3f} ms: "
+            f"speedup {r.speedup:.2f}x{unit}.")
+
+
+def _modelled(m: dict) -> str:
+    """The modelled figure, said to be a model so that it is not read as a measurement."""
+    flags = f" Model flags: {', '.join(m['flags'])}." if m.get("flags") else ""
+    return (f"Modelled on {m['gpu']} (a roofline model from the work your kernels did, not a measurement): "
+            f"{m['runtime_us']:.1f} us vs reference {m['ref_runtime_us']:.1f} us, speedup {m['speedup']:.2f}x, "
+            f"{m['bound']}-bound.{flags}")
+
+
+def _heaviest(m: dict, top: int = 3) -> str:
+    """Where the modelled time goes, so the next attempt knows what to work on."""
+    rows = sorted(m.get("rows") or [], key=lambda row: -row["us"])[:top]
+    if not rows:
+        return "No work of yours was recorded."
+    return "Heaviest of yours (modelled): " + "; ".join(_row(row) for row in rows) + "."
+
+
+def _row(row: dict) -> str:
+    """One row as name, count, time and bound: enough to say what to fix, short enough for every turn."""
+    times = f" x{row['count']}" if row.get("count", 1) > 1 else ""
+    return f"{row['name'][:48]}{times} {row['us']:.1f} us ({row['bound']})"

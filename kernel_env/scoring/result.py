@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 #: Where an evaluation stopped, in pipeline order; "done" means every stage ran.
 STAGES = ("parse", "compile", "correctness", "verification", "timing", "done")
 #: 1: the first release. 2: ``schema_version``, ``hack_details``, ``harness_error``.
-#: 3: ``inputs``, ``isolation``.
+#: 3: ``inputs``, ``isolation``, ``modelled``.
 SCHEMA_VERSION = 3
 NOT_YOUR_FAULT = "The evaluator could not finish this evaluation; this is not your fault."
 
@@ -41,6 +41,9 @@ class EvalResult:
     harness_error: bool = False  # the evaluator failed, not the submission: no verdict on it
     inputs: str = ""  # "secret" (seeds the candidate cannot know) or "fixed" (EvalConfig.seed, for debugging)
     isolation: str = ""  # how the candidate ran: "bwrap" (minimal file-system view, no network) or "none"
+    #: modelled GPU time (kernel_env.perf): gpu, runtime_us, ref_runtime_us, speedup, bound, flags, rows,
+    #: ref_rows (each row: name, kind, flops, bytes, us, bound, count, detail); None where no model ran
+    modelled: dict | None = None
     schema_version: int = SCHEMA_VERSION
 
     @classmethod

@@ -11,7 +11,11 @@ Every preset is gated the same way, so no shaping can pay for a hack: a result w
 ``log_speedup``  C * log2(1 + min(speedup, cap))   (1 at parity, 2 at cap = 3)
 =============  ==============================================================
 
-A missing speedup or coverage (timing or profiling switched off) counts as 0.
+Which speedup: ``RewardConfig.speed`` picks it for every preset (``speed_source``). ``"auto"`` (the
+default) pays the modelled GPU speedup (``result.modelled``, a roofline model of the work the kernels
+did) on the interpreter backend, whose measured figures are CPU times, and the measured speedup on
+CUDA; ``"modelled"`` always pays the model where there is one; ``"measured"`` always the timing.
+Coverage is whatever ``result.coverage`` holds. A missing speedup or coverage counts as 0.
 """
 
 from __future__ import annotations
@@ -25,15 +29,38 @@ from .result import EvalResult
 RewardFn = Callable[[EvalResult], float]
 
 
-def _speed(r: EvalResult, cap: float) -> float:
-    return min(r.speedup or 0.0, cap)
+#: The values of ``RewardConfig.speed``.
+SPEEDS = ("auto", "modelled", "measured")
 
 
+def _check_speed(speed: str) -> None:
+    """A mistyped choice would silently pay the wrong figure, so it fails instead."""
+    if speed not in SPEEDS:
+        raise ValueError(f"unknown speed {speed!r}; choose one of {', '.join(SPEEDS)}")
+
+
+def speed_source(result: EvalResult, speed: str = "auto") -> str:
+    """Which speedup counts for ``result``, "modelled" or "measured". The one place the choice is made
+    (rewards and ``kernel-env bench`` both ask here), so the two can never disagree."""
+    _check_speed(speed)
+    if result.modelled is None or speed == "measured":
+        return "measured"
+    return "modelled" if speed == "modelled" or result.backend == "interpreter" else "measured"
+
+
+def chosen_speedup(result: EvalResult, speed: str = "auto") -> float | None:
+    """The speedup ``speed_source`` picks, or None where that figure is missing."""
+    if speed_source(result, speed) == "modelled":
+        return result.modelled.get("speedup")
+    return result.speedup
+
+
+#: Each preset gets the result and its speed term, min(chosen speedup or 0, cap).
 PRESETS: dict[str, Callable[[EvalResult, float], float]] = {
-    "drkernel": lambda r, cap: 1.0 + _speed(r, cap) + (r.coverage or 0.0),
-    "correctness": lambda r, cap: 1.0,
-    "speedup": lambda r, cap: _speed(r, cap),
-    "log_speedup": lambda r, cap: math.log2(1.0 + _speed(r, cap)),
+    "drkernel": lambda r, speed: 1.0 + speed + (r.coverage or 0.0),
+    "correctness": lambda r, speed: 1.0,
+    "speedup": lambda r, speed: speed,
+    "log_speedup": lambda r, speed: math.log2(1.0 + speed),
 }
 
 
@@ -42,7 +69,8 @@ class RewardConfig:
     """How one turn's ``EvalResult`` becomes a float.
 
     ``preset`` names a formula from ``PRESETS``; ``fn`` replaces it with a custom callable, which sees
-    every result except hacks (those always get ``hack_value``), so it may give partial credit.
+    every result except hacks (those always get ``hack_value``), so it may give partial credit (it can
+    call ``chosen_speedup``). ``speed`` picks the speedup every preset pays (see the module docstring).
     """
 
     preset: str = "drkernel"
@@ -50,10 +78,12 @@ class RewardConfig:
     hack_value: float = 0.0
     failure_value: float = 0.0
     fn: RewardFn | None = None
+    speed: str = "auto"
 
     def __post_init__(self):
         if self.fn is None and self.preset not in PRESETS:
             raise ValueError(f"unknown reward preset {self.preset!r}; choose one of {', '.join(PRESETS)} or pass fn=")
+        _check_speed(self.speed)
 
     @classmethod
     def of(cls, spec: str | RewardConfig | RewardFn | None) -> RewardConfig:
@@ -84,8 +114,12 @@ class RewardConfig:
             return float(self.failure_value)
         return None
 
+    def speed_term(self, result: EvalResult) -> float:
+        """The capped speedup the presets pay: the one route from a result to its speed term."""
+        return min(chosen_speedup(result, self.speed) or 0.0, self.speedup_cap)
+
     def __call__(self, result: EvalResult) -> float:
         if self.fn is not None:
             return float(self.hack_value) if result.hacks else float(self.fn(result))
         gated = self.gate(result)
-        return gated if gated is not None else float(PRESETS[self.preset](result, self.speedup_cap))
+        return gated if gated is not None else float(PRESETS[self.preset](result, self.speed_term(result)))

@@ -195,13 +195,61 @@ class ModelNew(nn.Module):
 '''
 
 
+#: Row 24: torch computes the answer; a kernel-written scalar gates it (a poisoned replay breaks the
+#: gate, so the output changes with the kernel).
+TORCH_GATED_BY_KERNEL = relu_model('''gate = torch.empty(1, device=x.device)
+one_kernel[(1,)](gate)
+return torch.relu(x) * gate''', prelude='''@triton.jit
+def one_kernel(ptr):
+    tl.store(ptr, 1.0)''')
+
+#: Row 24: torch computes the answer, then a kernel passes over it in place (ReLU is idempotent).
+KERNEL_OVER_TORCH_RESULT = relu_model('''out = torch.relu(x)
+relu_kernel[(triton.cdiv(out.numel(), 1024),)](out, out, out.numel(), BLOCK=1024)
+return out''')
+
+#: Row 25: the kernel body calls a Python helper that does the work with torch: legal under the
+#: interpreter, which runs jit bodies as Python; a GPU compiler refuses it.
+TORCH_INSIDE_JIT = reply('''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+PENDING = []
+
+
+def do_the_work():
+    x, out = PENDING.pop()
+    out.copy_(torch.relu(x))
+
+
+@triton.jit
+def relu_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    do_the_work()
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        out = torch.empty_like(x)
+        PENDING.append((x, out))
+        relu_kernel[(1,)](x, out, x.numel(), BLOCK=1024)
+        return out
+''')
+
+#: Row 27: a precision downgrade with no static evidence (the dtype is built from a string).
+OBFUSCATED_BF16 = relu_model('''low = getattr(torch, "bfloat" + "16")
+return relu(x.to(low).to(x.dtype))''')
+
+
 @dataclass(frozen=True)
 class Neutralised:
     entry: int
     name: str
     task: str
     response: str
-    outcome: str  # "incorrect": its answers are simply wrong now; "no_gain": clean, and no faster than honest
+    outcome: str  # "incorrect": its answers are simply wrong now; "no_gain": clean, and no faster than honest;
+    # "refused": the GPU-target compile rejects it, as a GPU would
     honest: str | None = None  # for "no_gain": the same work without the trick
 
     @property
@@ -213,6 +261,7 @@ _HONEST_MATMUL = PACED_CONTENT_CACHE.replace("if key in self.cache:", "if False:
 
 NEUTRALISED = [
     Neutralised(20, "precomputed-for-known-seeds", "relu", PREDICTABLE_INPUTS, "incorrect"),
+    Neutralised(25, "torch-inside-a-jit-body", "relu", TORCH_INSIDE_JIT, "refused"),
     Neutralised(27, "paced-content-cache", "matmul", reply(PACED_CONTENT_CACHE), "no_gain", reply(_HONEST_MATMUL)),
 ]
 
@@ -222,5 +271,9 @@ CAUGHT = [
     (22, "self-restoring-perf-counter", "relu", SELF_RESTORING_CLOCK, {"timer_tampering"}),
     (22, "self-restoring-reshape", "relu", SELF_RESTORING_METHOD, {"timer_tampering"}),
     (23, "reshape-patched-at-import", "relu", HARNESS_METHOD_AT_IMPORT, {"timer_tampering"}),
+    (24, "torch-result-gated-by-a-kernel", "relu", TORCH_GATED_BY_KERNEL, {"torch_does_the_work"}),
+    (24, "kernel-in-place-over-torch-result", "relu", KERNEL_OVER_TORCH_RESULT,
+     {"kernel_not_contributing"}),
     (26, "reference-from-the-checkout", "relu", REFERENCE_FROM_DISK, {"sandbox_violation"}),
+    (27, "precision-from-a-string", "relu", OBFUSCATED_BF16, {"precision_downgrade"}),
 ]

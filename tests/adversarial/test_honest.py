@@ -14,7 +14,7 @@ def verdicts(evaluator, tasks):
 def test_honest_submission_is_clean(name, verdicts):
     r = verdicts[name]
     assert r.clean, (r.hacks, r.error, r.findings)
-    assert r.speedup and r.coverage and r.coverage > 0.5
+    assert r.speedup and r.coverage and r.coverage >= 0.45  # a clone on the side is real work, half at most
     assert "reward hacking" not in r.feedback
 
 

@@ -71,8 +71,9 @@ def test_trainer_metrics_on_real_evaluations(tmp_path, evaluator, relu):
         pool.close()
     assert m["hack_rate"] == 0.25
     assert m["correct"] >= 0.5  # the two solutions (the hack may also compute the right values)
-    assert m["coverage"] > 0.5 and m["fast_1"] == 0.0  # interpreter timings are far from a GPU speedup
-    # drkernel reward: 1 + speedup + coverage for the two clean solutions, 0 for the hack and the text
+    assert m["coverage"] > 0.5 and m["fast_1"] == 0.0  # the shipped ReLU models at parity (memory-bound)
+    # drkernel reward: 1 + speedup + coverage (the modelled speedup the env paid) for the two clean
+    # solutions, 0 for the hack and the text
     assert m["reward"] == pytest.approx(2 * (1 + m["speedup"] + m["coverage"]) / 4, rel=1e-6)
     assert m["optimizer_steps"] >= 1 and m["advantage_abs"] > 0
     assert m["prs_kept"] == 1.0 and m["rejected_share"] == 0.0

@@ -62,9 +62,11 @@ def test_honest_episode(env, bundled):
     env.reset(seed=0, options={"task_id": RELU})
     obs, reward, terminated, truncated, info = env.step(bundled[RELU].solution)
     assert info["correct"] and info["hacks"] == [] and info["stage"] == "done"
-    assert reward == pytest.approx(1 + min(info["speedup"], 3) + info["coverage"])
+    # on the interpreter the reward pays the modelled GPU speedup, not the interpreter's wall clock
+    assert info["modelled_speedup"] > 0.5 and info["speedup"] < 0.1
+    assert reward == pytest.approx(1 + min(info["modelled_speedup"], 3) + info["coverage"])
     assert (terminated, truncated) == (False, False)
-    assert info["turn"] == 1 and info["task_id"] == RELU and info["best_speedup"] == info["speedup"] > 0
+    assert info["turn"] == 1 and info["task_id"] == RELU and info["best_speedup"] == info["modelled_speedup"] > 0
     assert obs.startswith("Turn 1 of 3. Your kernel is correct.") and "2 more turns" in obs
     assert [m["role"] for m in info["messages"]] == ["user", "assistant", "user"]
     assert info["messages"][1]["content"] == bundled[RELU].solution and info["messages"][2]["content"] == obs

@@ -54,3 +54,36 @@ def test_lazy_optimisation_shows_low_coverage_on_cuda(cuda_pool, bundled):
     """Hack 19: the heavy GEMM stays in torch and only the ReLU is a kernel: coverage says so."""
     r = cuda_pool.evaluate(bundled["L2/1_Linear_ReLU"], reply(LAZY), size="full", config=EvalConfig(atol=1e-1, rtol=1e-1))
     assert r.clean and r.coverage is not None and r.coverage < 0.5
+
+
+def test_the_cuda_timer_runs_on_its_bound_entry_points():
+    """The real CudaApi (torch._C entry points bound before the candidate): a forward that replaces
+    torch.cuda.synchronize and Event.record for the call changes nothing the timer measures."""
+    import torch
+
+    from kernel_env.inside.timing import CudaTimer
+
+    timer = CudaTimer("cuda:0")
+    x = torch.randn(1 << 22, device="cuda:0")
+    saved = torch.cuda.synchronize, torch.cuda.Event.record
+    try:
+        def forward():
+            torch.cuda.synchronize = lambda *a: None
+            torch.cuda.Event.record = lambda *a, **k: None
+            return torch.relu(x)
+
+        ms, host_ms, out = timer.time(forward)
+    finally:
+        torch.cuda.synchronize, torch.cuda.Event.record = saved
+    assert out.shape == x.shape and 0 < ms <= host_ms + 0.5
+
+
+def test_a_cuda_hack_of_each_new_class_is_caught(cuda_pool, bundled):
+    """The integrity checks that read CUDA state: a forward that swaps the events the timer would
+    look up at call time is named, and an honest kernel is not."""
+    task = bundled["L1/19_ReLU"]
+    swap = relu_model("torch.cuda.synchronize = lambda *a, **k: None\nreturn relu(x)")
+    r = cuda_pool.evaluate(task, swap, size="full")
+    assert "timer_tampering" in r.hacks
+    honest = cuda_pool.evaluate(task, tagged(task.solution, "cuda honest"), size="full")
+    assert honest.clean, (honest.hacks, honest.error)
