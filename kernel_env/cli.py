@@ -87,18 +87,11 @@ def _evaluate(args):
 
 
 def _eval_config(args):
-    """``--strict`` and ``--gpu`` as an EvalConfig. ``--gpu`` rides on ``EvalConfig.gpu``; an evaluator
-    without that field models on its default GPU, and the user is told so rather than misled."""
+    """``--strict`` and ``--gpu`` as an EvalConfig (the GPU the modelled time is priced on)."""
     from kernel_env import EvalConfig
-    from kernel_env.perf import DEFAULT_GPU
 
     config = EvalConfig(strict=args.strict)
-    if args.gpu is None or args.gpu == getattr(config, "gpu", DEFAULT_GPU):
-        return config
-    if not hasattr(config, "gpu"):
-        print(f"warning: this evaluator cannot choose the GPU yet; modelling on {DEFAULT_GPU}", file=sys.stderr)
-        return config
-    return config.with_(gpu=args.gpu)
+    return config if args.gpu is None else config.with_(gpu=args.gpu)
 
 
 def _gpu_name(text: str) -> str:

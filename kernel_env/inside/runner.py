@@ -35,8 +35,10 @@ from .timing import Timer, make_timer
 from .work import Sampling, input_bytes, record_call, trace_reference
 
 CANDIDATE_MODULE = "kernel_candidate"
-#: Seconds the full-size work recording may take; past it, the small-size work, scaled, stands in.
-FULL_SIZE_WORK_BUDGET_S = 4.0
+#: What the full-size work recording may cost: interpreted block operations (a budget that does not
+#: depend on the machine's load, so the same code gets the same model), and, against pathological
+#: cases only, seconds. Past either, the small-size work, scaled, stands in.
+FULL_SIZE_WORK_OPS, FULL_SIZE_WORK_BUDGET_S = 100_000, 30.0
 #: Programs a full-size launch runs: first, last, hinted, a run of RUN at a random start, SINGLES more.
 FULL_SIZE_SINGLES, FULL_SIZE_RUN, FULL_SIZE_WHOLE_GRID = 4, 4, 16
 #: Torch modes on these stacks see every tensor op, the harness's included: none may outlive a call.
@@ -67,9 +69,10 @@ def _programs(request: RunRequest) -> dict[str, types.ModuleType]:
     return programs
 
 
-def _sync(device: str) -> None:
+def _sync(device: str, _synchronize=getattr(torch._C, "_cuda_synchronize", None)) -> None:
+    """Bound before import: a forward that replaced torch.cuda.synchronize changes nothing here."""
     if device.startswith("cuda"):
-        torch.cuda.synchronize()
+        _synchronize()
 
 
 # -- the two kinds of run ------------------------------------------------------------------------
@@ -318,9 +321,9 @@ class CandidateRun(Run):
             start = perf_counter()
             with torch.no_grad():
                 out = _outputs(self.forward(models[trial.program], args))
-            self._verify()  # first thing after candidate code: later lookups see the originals
             _sync(self.device)
-            host_ms = (perf_counter() - start) * 1e3
+            host_ms = (perf_counter() - start) * 1e3  # the call alone: the timed calls exclude checks too
+            self._verify()  # first thing after candidate code: later lookups see the originals
             self.checks(f"trial {i}")
             foreign = [j for j, o in enumerate(out) if foreign_storage(o, self.touched)]  # before digests touch it
             live = args
@@ -388,7 +391,7 @@ class CandidateRun(Run):
             sampling = Sampling(plan.seed, hints=tuple(small.hints), singles=FULL_SIZE_SINGLES, run=FULL_SIZE_RUN,
                                 full_grid=FULL_SIZE_WHOLE_GRID)
             with _budget(FULL_SIZE_WORK_BUDGET_S):
-                big = record_call(big_model, big_inputs, sampling)
+                big = record_call(big_model, big_inputs, sampling, max_ops=FULL_SIZE_WORK_OPS)
         except Exception as exc:  # noqa: BLE001 - the small-size work, scaled, stands in
             self.emit({"event": Event.WORK, "size": "full", "error": f"{type(exc).__name__}: {exc}"[:500]})
         else:

@@ -659,9 +659,11 @@ class KernelWork:
     """Records the work of every interpreted kernel launch while active (see the module docstring).
     Only one can be active; use it only around calls that are not timed."""
 
-    def __init__(self, sample: Sampling | None = None, max_launches: int = 4096):
+    def __init__(self, sample: Sampling | None = None, max_launches: int = 4096, max_ops: int | None = None):
         self.sample = sample
         self.max_launches = max_launches
+        self.max_ops = max_ops  # interpreted block operations allowed: a budget that does not depend on load
+        self.ops = 0
         self.records: list[dict] = []
         self._hints: list[dict] = []
         self._ordinals: dict[str, int] = {}
@@ -699,6 +701,10 @@ class KernelWork:
             launch = _current
             if launch is not None and launch.counting and launch.vec is not None:
                 after(launch, args, out)
+                recorder = _active
+                recorder.ops += 1
+                if recorder.max_ops is not None and recorder.ops > recorder.max_ops:
+                    raise OverBudget(f"the recording ran more than {recorder.max_ops} interpreted operations")
             return out
         return hooked
 
@@ -774,11 +780,17 @@ class Recording:
     hints: list  # heavy programs seen (small-size recordings), for a later ``Sampling(hints=...)``
 
 
-def record_call(fn, args, sample: Sampling | None = None) -> Recording:
+class OverBudget(Exception):
+    """A recording ran past its operation budget (``KernelWork.max_ops``)."""
+
+
+def record_call(fn, args, sample: Sampling | None = None, max_ops: int | None = None) -> Recording:
     """Run ``fn(*args)`` once with both recorders (no grad): the one call the runner records. With
     ``sample`` (the full-size call) kernels run a sample of programs and heavy torch ops are elided,
-    so outputs are meaningless; without, the call computes as usual."""
-    with torch.no_grad(), KernelWork(sample=sample) as launches, AtenWork(elide=sample is not None) as ops:
+    so outputs are meaningless; without, the call computes as usual. Past ``max_ops`` interpreted
+    block operations it raises ``OverBudget``."""
+    with torch.no_grad(), KernelWork(sample=sample, max_ops=max_ops) as launches, \
+            AtenWork(elide=sample is not None) as ops:
         fn(*args)
     return Recording(ops.records + launches.records, launches.hints())
 
