@@ -210,18 +210,16 @@ class Evaluator(BaseEvaluator):
         return Reference.from_report(report, len(plan))
 
     def _known_compiles(self) -> list[str]:
-        import triton
-
-        return self.compiles.known(COMPILE_TARGET, triton.__version__)[-MAX_KNOWN_COMPILES:]
+        return self.compiles.known(COMPILE_TARGET, self._versions["triton"])[-MAX_KNOWN_COMPILES:]
 
     def _keep_compiles(self, records: list) -> None:
-        import triton
-
+        """Successful GPU-target compiles, validated: a later request skips them. A refusal is never
+        kept, so the same kernel is always refused again."""
         for record in records[:MAX_KNOWN_COMPILES]:
-            if not isinstance(record, dict) or record.get("ok") is not True:  # a refusal is never skipped later
+            if not isinstance(record, dict) or record.get("ok") is not True:
                 continue
             try:
-                self.compiles.put(record, COMPILE_TARGET, triton.__version__)
+                self.compiles.put(record, COMPILE_TARGET, self._versions["triton"])
             except InvalidRecord:
                 continue
 

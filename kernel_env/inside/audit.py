@@ -61,7 +61,7 @@ FRAME_DOORS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
 REWRITES = frozenset({"__code__", "__defaults__", "__kwdefaults__"})
 #: Files a kernel may read: no secrets there, and Triton and torch read them on its behalf anyway.
 READABLE = ("/dev/null", "/dev/zero", "/dev/urandom", "/proc/cpuinfo", "/proc/meminfo", "/sys/devices/system/cpu",
-            "/tmp", "/dev/shm")  # the last two are private to the sandbox and wiped after each evaluation
+            "/dev/shm")  # private to the sandbox and wiped after each evaluation (not /tmp: a checkout may live there)
 #: Packages whose classes the harness relies on: setting an attribute on one of them is a patch,
 #: even one the submission undoes before the next check (class attribute writes raise an event;
 #: module attribute writes do not, which is why the harness binds the functions it calls).

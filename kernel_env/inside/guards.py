@@ -19,7 +19,8 @@ import torch
 SNAPSHOT_MODULES = (
     "time", "builtins", "gc", "os", "threading", "json", "math", "psutil", "numpy", "torch", "torch._C",
     "torch.nn.functional", "torch.testing", "torch.cuda", "torch.random", "triton", "triton.testing",
-    "triton.runtime.jit", "triton.runtime.interpreter", "triton.runtime.autotuner",
+    "triton.runtime.jit", "triton.runtime.interpreter", "triton.runtime.autotuner", "triton.compiler.compiler",
+    "triton.compiler.code_generator",
 )
 #: Classes whose whole attribute dict is snapshotted: methods, dunders, and keys added later (a new
 #: ``Tensor.reshape`` would shadow the one inherited from ``TensorBase``).
@@ -32,6 +33,7 @@ SNAPSHOT_CLASSES = (
 #: The harness's own modules: every attribute in them, and every class they define, is snapshotted.
 HARNESS_MODULES = ("kernel_env.inside.runner", "kernel_env.inside.launches", "kernel_env.inside.inputs",
                    "kernel_env.inside.timing", "kernel_env.inside.guards", "kernel_env.inside.audit",
+                   "kernel_env.inside.gpu_compile", "kernel_env.inside.work", "kernel_env.inside.interpreter_compat",
                    "kernel_env.wire", "kernel_env.protocol")
 _MISSING = object()
 

@@ -497,10 +497,14 @@ def _clear_modes() -> None:
 
 
 def _library_roots() -> list[str]:
-    """Where Python, its packages and the harness live: reading them is what imports do."""
-    roots = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
-    roots |= {p for p in sys.path if p and os.path.isdir(p) and p != os.getcwd()}
-    return sorted(roots)
+    """Where Python, its packages and the harness's package live: reading them is what imports do.
+    Not ``sys.path`` as such: the worker's start folder is on it, and the rest of a checkout the
+    harness was installed from (tasks, tests) must not count as a library."""
+    import triton
+
+    packages = {os.path.dirname(os.path.dirname(m.__file__)) for m in (torch, triton)}
+    harness = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return sorted({sys.prefix, sys.base_prefix, harness, *packages})
 
 
 def _type_name(value) -> str:

@@ -166,7 +166,8 @@ return relu(x)'''
 
     first = run_hostile(hostile_evaluator, relu, relu_model(body("first")))
     second = run_hostile(hostile_evaluator, relu, relu_model(body("second")))
-    assert first.clean and second.clean, (first.error, second.error)
+    assert first.correct and second.correct, (first.error, second.error)  # the second saw nothing of the first
+    assert first.hacks == second.hacks == ["sandbox_violation"], (first.hack_details, second.hack_details)
 
 
 @needs_bwrap
