@@ -68,14 +68,15 @@ def scripted_replies(task) -> list[tuple[str, str]]:
 
 def reward_table(labels: list[str], results, rewards: list[float]) -> str:
     """One row per turn: the verdict, the env's reward, and what each preset would have paid."""
-    from .scoring.rewards import RewardConfig
+    from .scoring.rewards import RewardConfig, chosen_speedup, speed_source
 
     presets = {name: RewardConfig(preset=name) for name in PRESET_COLUMNS}
     head = ["turn", "reply", "compiled", "correct", "hacks", "speedup", "coverage", "env reward",
             *[f"{n}" for n in PRESET_COLUMNS]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, (label, r, reward) in enumerate(zip(labels, results, rewards), 1):
-        speed = f"{r.speedup:.4f}x" if r.speedup is not None else "-"
+        paid = chosen_speedup(r) if r.clean else None  # the figure the presets pay (modelled on the CPU)
+        speed = f"{paid:.2f}x ({speed_source(r)})" if paid is not None else "-"
         cover = f"{r.coverage:.0%}" if r.coverage is not None else "-"
         cells = [str(i), label, str(r.compiled), str(r.correct), ", ".join(r.hacks) or "-", speed, cover,
                  f"{reward:.3f}", *[f"{presets[n](r):.3f}" for n in PRESET_COLUMNS]]
@@ -112,7 +113,7 @@ def run_demo(backend: str = "interpreter", evaluator=None, out: TextIO | None = 
         print(f"\nreturn {sum(env.rewards):.3f}, best speedup {info['best_speedup']:.4f}x, "
               f"{len(labels)} evaluations in {elapsed:.1f}s", file=out)
         if env.backend == "interpreter":
-            print("(interpreter timings are CPU figures, not GPU speedups)", file=out)
+            print("(speedup: the modelled GPU figure the reward pays; interpreter timings are CPU figures)", file=out)
         if len(env.results) != 3:
             return 1
         hack, broken, honest = env.results

@@ -16,7 +16,8 @@ work, caching outputs or tampering with timing is detected and earns nothing. Ou
 INTERPRETER_NOTE = """\
 Kernels run on a CPU under the Triton interpreter (TRITON_INTERPRET=1): do not use inline asm, bf16 \
 `tl.dot` or `tl.make_block_ptr`; libdevice works, and multi-config autotuning runs its first config. \
-Timings are CPU figures."""
+Speed is scored by a roofline model of a GPU from the work your kernels do (bytes moved, FLOPs, programs \
+launched), since CPU timings say nothing about a GPU."""
 
 TRUNCATED = "\n[... truncated]"
 

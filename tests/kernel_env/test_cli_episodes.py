@@ -27,7 +27,7 @@ def test_demo_plays_a_hack_a_broken_and_a_correct_turn(evaluator):
                      "The episode is over.", "| turn | reply | compiled | correct | hacks | speedup | coverage | env reward",
                      "| 1 | hack attempt | True | True | no_own_kernel_launched | - | - | 0.000 |",
                      "| 2 | broken kernel | True | False | - | - | - | 0.000 |", "| 3 | correct kernel | True | True | - |",
-                     "interpreter timings are CPU figures"]:
+                     "(modelled)", "interpreter timings are CPU figures"]:
         assert expected in text, expected
     assert "class Model(nn.Module)" in text.split("--- assistant")[0]  # the prompt comes first
     assert build_parser().parse_args(["demo"]).backend == "interpreter"  # CPU by default
