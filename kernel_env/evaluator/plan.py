@@ -30,7 +30,6 @@ class SeedSet:
 
     base: int
     fingerprint_key: int
-    fixed: bool = False  # from EvalConfig.seed: known to anyone who reads the config
 
     def seed(self, *path) -> int:
         return _hash(self.base, *path) & ((1 << 63) - 1)
@@ -46,7 +45,7 @@ class SeedSet:
         """The fixed seed set of a config that names a seed; None means secret seed sets."""
         if config.seed is None:
             return None
-        return cls(config.seed, _hash(config.seed, "fingerprint") & ((1 << 31) - 1), fixed=True)
+        return cls(config.seed, _hash(config.seed, "fingerprint") & ((1 << 31) - 1))
 
 
 def _hash(*parts) -> int:

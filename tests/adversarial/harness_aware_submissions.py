@@ -116,6 +116,20 @@ out = relu(x)
 torch.Tensor.clone = original
 return out''')
 
+PASSTHROUGH_MODE = '''from torch.overrides import TorchFunctionMode
+
+
+class Passthrough(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))'''
+
+#: Row 22: a torch mode entered and never left: it would see the harness's own tensor operations
+#: (the next call's input draws and refills) outside the timed interval.
+MODE_LEFT_INSTALLED = relu_model('''if self.mode is None:
+    self.mode = Passthrough()
+    self.mode.__enter__()  # never exited
+return relu(x)''', prelude=PASSTHROUGH_MODE, init_body="self.mode = None")
+
 #: Row 23: the same deferred work through a method patched for good at import time.
 HARNESS_METHOD_AT_IMPORT = relu_model('''self.calls += 1
 if self.calls == 1:
@@ -279,6 +293,7 @@ CAUGHT = [
     (22, "self-restoring-perf-counter", "relu", SELF_RESTORING_CLOCK, {"timer_tampering"}),
     (22, "self-restoring-reshape", "relu", SELF_RESTORING_METHOD, {"timer_tampering"}),
     (22, "patch-undone-within-the-call", "relu", PATCH_UNDONE_AT_ONCE, {"timer_tampering"}),
+    (22, "torch-mode-left-installed", "relu", MODE_LEFT_INSTALLED, {"reads_harness_state"}),
     (23, "reshape-patched-at-import", "relu", HARNESS_METHOD_AT_IMPORT, {"timer_tampering"}),
     (24, "torch-result-gated-by-a-kernel", "relu", TORCH_GATED_BY_KERNEL, {"torch_does_the_work"}),
     (24, "kernel-in-place-over-torch-result", "relu", KERNEL_OVER_TORCH_RESULT,

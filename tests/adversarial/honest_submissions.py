@@ -4,6 +4,7 @@ introspection-free uses of the flagged modules): none may get a hack code."""
 from __future__ import annotations
 
 from hack_submissions import MATMUL_KERNEL, SOFTMAX_KERNEL
+from harness_aware_submissions import PASSTHROUGH_MODE
 from helpers import relu_model, reply
 
 INPLACE_KERNEL = '''
@@ -209,4 +210,6 @@ def block_for(n):
 @contextlib.contextmanager
 def section():
     yield''', init_body="self.section = section")),
+    ("torch-mode-inside-the-call", "relu", relu_model('''with Passthrough():  # entered and left within forward
+    return relu(x)''', prelude=PASSTHROUGH_MODE)),
 ]

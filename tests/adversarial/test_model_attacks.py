@@ -2,7 +2,8 @@
 in doubt rank that way end to end, and work hidden where extrapolation could miss it is priced."""
 
 import pytest
-from helpers import reply
+from harness_aware_submissions import COPY
+from helpers import relu_model, reply
 
 RELU = '''
 import torch
@@ -36,27 +37,8 @@ def relu_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr, WORKER: tl.constexpr):
             mask = offs < n
             tl.store(out_ptr + offs, tl.maximum(tl.load(x_ptr + offs, mask=mask), 0.0), mask=mask)'''
 
-COPY_AFTER_TORCH = '''
-import torch
-import torch.nn as nn
-import triton
-import triton.language as tl
-
-
-@triton.jit
-def copy_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n
-    tl.store(out_ptr + offs, tl.load(x_ptr + offs, mask=mask), mask=mask)
-
-
-class ModelNew(nn.Module):
-    def forward(self, x):
-        y = torch.relu(x)  # the reference itself, then a copy through our kernel
-        out = torch.empty_like(y)
-        copy_kernel[(triton.cdiv(y.numel(), 1024),)](y, out, y.numel(), BLOCK=1024)
-        return out
-'''
+#: The reference itself, then a copy through our kernel.
+COPY_AFTER_TORCH = relu_model("return copy(torch.relu(x))", prelude=COPY)
 
 #: No tiling, no tl.dot: one program per output row, a scalar of A times a row of B per step, so
 #: every program re-reads all of B.
@@ -95,7 +77,7 @@ SUBMISSIONS = {
         "relu_kernel[(triton.cdiv(n, 1024),)](x, out, n, BLOCK=1024, WORKER=0)")))),
     "relu-all-in-the-last-program": ("relu", reply(RELU.format(kernel=LOOPING, launch=(
         "relu_kernel[(triton.cdiv(n, 1024),)](x, out, n, BLOCK=1024, WORKER=triton.cdiv(n, 1024) - 1)")))),
-    "reference-through-a-copy-kernel": ("relu", reply(COPY_AFTER_TORCH)),
+    "reference-through-a-copy-kernel": ("relu", COPY_AFTER_TORCH),
     "matmul-naive-row-loop": ("matmul", reply(NAIVE_MATMUL)),
 }
 
