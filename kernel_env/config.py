@@ -26,7 +26,8 @@ class EvalConfig:
     max_result_mb: int = 16384  # what the reference run may send back; a candidate gets 2x the reference's
     strict: bool = False  # promote static findings to hack codes
     profile: bool = True  # measure coverage (own-kernel share of time)
-    gpu: str = "H100"  # the GPU the interpreter backend's modelled time is for (kernel_env.perf.GPUS)
+    gpu: str = "H100"  # the GPU the modelled time is for (kernel_env.perf.GPUS)
+    model_on_cuda: bool = False  # on CUDA, also model the candidate (a side interpreter run) to check the model
 
     def __post_init__(self):
         """Limits go to setrlimit and bit shifts in the worker: a wrong type there would fail every

@@ -75,6 +75,7 @@ class Evaluator(BaseEvaluator):
         self.restarts = 0
         self.compiles = CompileCache()  # GPU-target compiles of own kernels, by source and signature
         self.isolation_used = ""  # known once a worker has started
+        self._modeller: Evaluator | None = None  # interpreter workers modelling CUDA candidates (model_on_cuda)
 
     @staticmethod
     def _device_count() -> int:
@@ -104,6 +105,8 @@ class Evaluator(BaseEvaluator):
         self._pool.shutdown(wait=True)
         for proc in self._started:
             proc.close()
+        if self._modeller is not None:
+            self._modeller.close()
 
     # -- workers ----------------------------------------------------------------------------------
 
@@ -270,6 +273,7 @@ class Evaluator(BaseEvaluator):
             fingerprint_key=seeds.fingerprint_key, code=submission.code,
             kernel_names=tuple(submission.kernels), profile=config.profile, work=self._work_plan(task, config, submission.code),
             known_compile_keys=tuple(self._known_compiles()))
+        side_model = self._model_elsewhere(job)
         t0 = time.perf_counter()
         try:
             events = self._run_on_worker(request, config.timeout_s)
@@ -286,7 +290,24 @@ class Evaluator(BaseEvaluator):
             verdict = Verdict.malformed(f"{type(exc).__name__}: {exc}")
         if not verdict.hacks:  # a run with hack codes may have forged its compile records too
             self._keep_compiles(report.compiles)
+        if side_model is not None:
+            t0 = time.perf_counter()
+            verdict.modelled = side_model.result().modelled
+            timings["model_wait"] = round(time.perf_counter() - t0, 4)
         return self._result(job, verdict, submission.findings, timings, started), not report.exit.worker_died
+
+    def _model_elsewhere(self, job: _Job) -> Future | None:
+        """With ``model_on_cuda``, the same code evaluated on interpreter workers beside the CUDA run:
+        its ``modelled`` (always for the task's full size) goes next to the measured figures, so the
+        model can be checked against the GPU. Only the model is taken from it; the verdict is the
+        GPU's. The side evaluator shares this one's secret, so both draw from the same seed sets."""
+        if self.backend != "cuda" or not job.config.model_on_cuda:
+            return None
+        with self._lock:
+            if self._modeller is None:
+                self._modeller = Evaluator("interpreter", workers=self.n_workers, isolation=self.isolation,
+                                           seed_secret=self._seed_secret)
+        return self._modeller.submit(job.task, job.response, config=job.config.with_(model_on_cuda=False))
 
     def _result(self, job: _Job, verdict: Verdict, findings: list[str], timings: dict[str, float],
                 started: float) -> EvalResult:

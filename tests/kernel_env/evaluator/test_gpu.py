@@ -87,3 +87,12 @@ def test_a_cuda_hack_of_each_new_class_is_caught(cuda_pool, bundled):
     assert "timer_tampering" in r.hacks
     honest = cuda_pool.evaluate(task, tagged(task.solution, "cuda honest"), size="full")
     assert honest.clean, (honest.hacks, honest.error)
+
+
+def test_model_on_cuda_puts_the_model_next_to_the_measurement(bundled):
+    """The side interpreter run's model arrives with the GPU's measured figures, for calibration."""
+    task = bundled["L1/19_ReLU"]
+    with Evaluator(backend="cuda", workers=1, config=EvalConfig(model_on_cuda=True, gpu="H200")) as ev:
+        r = ev.evaluate(task, task.solution, size="full")
+    assert r.clean and r.speedup > 0
+    assert r.modelled["gpu"] == "H200" and r.modelled["speedup"] > 0
