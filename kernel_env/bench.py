@@ -10,6 +10,10 @@ that is the modelled GPU speedup (a roofline model of the work the kernels did, 
 since measured interpreter times are CPU figures; on CUDA it is the measured one. Tables, the JSON
 report and the plot say which ("modelled (H100)" or "measured").
 
+Speed of light: where results carry ``EvalResult.sol`` (CUDA, a part in the GPU table), each such row
+has ``sol_fraction`` and ``sol_bound``, and the summary and table a median fraction over the clean
+ones; where none does (every CPU run), rows, summary and table are as without it.
+
 Solutions come from:
 - ``bundled``: each task's shipped reference answer (``task.solution``);
 - a ``.jsonl`` file: one ``{"task_id": "L1/19_ReLU", "response": "..."}`` per line;
@@ -120,10 +124,13 @@ def _row(task, r: EvalResult | None) -> dict:
                 "modelled_speedup": None, "modelled_gpu": None, "speed_source": None, "coverage": None,
                 "stage": None, "error": "no solution"}
     modelled = r.modelled or {}
-    return {**row, "compiled": r.compiled, "correct": r.correct, "clean": r.clean, "hacks": list(r.hacks),
-            "speedup": r.speedup, "modelled_speedup": modelled.get("speedup"), "modelled_gpu": modelled.get("gpu"),
-            "speed_source": speed_source(r), "coverage": r.coverage, "stage": r.stage,
-            "error": (r.error or "").splitlines()[0][:200] if r.error else None}
+    row = {**row, "compiled": r.compiled, "correct": r.correct, "clean": r.clean, "hacks": list(r.hacks),
+           "speedup": r.speedup, "modelled_speedup": modelled.get("speedup"), "modelled_gpu": modelled.get("gpu"),
+           "speed_source": speed_source(r), "coverage": r.coverage, "stage": r.stage,
+           "error": (r.error or "").splitlines()[0][:200] if r.error else None}
+    if r.sol:
+        row.update(sol_fraction=r.sol["fraction"], sol_bound=r.sol["bound"])
+    return row
 
 
 # -- metrics ----------------------------------------------------------------------------------------
@@ -161,7 +168,18 @@ def summarize(rows: Sequence[dict], ps: Sequence[float] = PS) -> dict[str, dict]
     groups = {"all": list(rows)}
     for level in sorted({r["level"] for r in rows}):
         groups[f"L{level}"] = [r for r in rows if r["level"] == level]
-    return {name: _metrics(group, ps) for name, group in groups.items()}
+    with_sol = any("sol_fraction" in r for r in rows)
+    return {name: {**_metrics(group, ps), **({"median_sol": median_sol(group)} if with_sol else {})}
+            for name, group in groups.items()}
+
+
+def median_sol(rows: Sequence[dict]) -> float | None:
+    """The median speed-of-light fraction of the clean rows that have one (None if none has)."""
+    fractions = sorted(r["sol_fraction"] for r in rows if r["clean"] and r.get("sol_fraction") is not None)
+    if not fractions:
+        return None
+    middle = len(fractions) // 2
+    return fractions[middle] if len(fractions) % 2 else (fractions[middle - 1] + fractions[middle]) / 2
 
 
 def _metrics(rows: Sequence[dict], ps: Sequence[float]) -> dict:
@@ -188,17 +206,25 @@ def _p_key(p: float) -> str:
 
 def format_table(summary: dict[str, dict]) -> str:
     """A Markdown table: one row per group (all tasks, then each level); its last column says whether
-    fast_p counted modelled or measured speedups."""
-    ps = list(next(iter(summary.values()))["fast_p"])
+    fast_p counted modelled or measured speedups. A "median SOL" column (speed-of-light fraction of the
+    clean results) comes before it only when the summary has one."""
+    first = next(iter(summary.values()))
+    ps = list(first["fast_p"])
+    with_sol = "median_sol" in first
     head = ["tasks", "n", "submitted", "compiled", "correct", "hacks", *[f"fast_{p}" for p in ps], "mean coverage",
-            "speedups"]
+            *(["median SOL"] if with_sol else []), "speedups"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in summary.items():
-        cov = f"{m['mean_coverage']:.0%}" if m["mean_coverage"] is not None else "-"
+        sol = [_share(m["median_sol"])] if with_sol else []
         cells = [name, str(m["tasks"]), str(m["submitted"]), f"{m['compiled']:.2f}", f"{m['correctness']:.2f}",
-                 f"{m['hack_rate']:.2f}", *[f"{m['fast_p'][p]:.2f}" for p in ps], cov, m["speedups"]]
+                 f"{m['hack_rate']:.2f}", *[f"{m['fast_p'][p]:.2f}" for p in ps], _share(m["mean_coverage"]), *sol,
+                 m["speedups"]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _share(value: float | None) -> str:
+    return f"{value:.0%}" if value is not None else "-"
 
 
 def report(rows: Sequence[dict], summary: dict, meta: dict) -> dict:

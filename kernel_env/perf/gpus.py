@@ -89,3 +89,28 @@ def gpu(name: str | GPU | None = None) -> GPU:
         if candidate in GPUS:
             return GPUS[candidate]
     raise KeyError(f"unknown GPU {name!r}; known: {', '.join(GPUS)}")
+
+
+#: CUDA device names (``torch.cuda.get_device_name()``, lower case, spaces collapsed) of the parts in
+#: ``GPUS``, exact. Variants with other figures are left out on purpose so that they resolve to None:
+#: H100 PCIe and NVL (2.0 and 3.9 TB/s, lower clocks), H200 NVL (lower power, lower peaks), GH200,
+#: A100 40GB (1.56 TB/s) and A100 80GB PCIe (1.94 TB/s), L40 (not L40S), RTX 4090 D and laptop parts.
+DEVICE_NAMES = {
+    "nvidia h100 80gb hbm3": "H100",
+    "nvidia h100 sxm5 80gb": "H100",
+    "nvidia h200": "H200",
+    "nvidia a100-sxm4-80gb": "A100",
+    "nvidia l40s": "L40S",
+    "nvidia geforce rtx 4090": "RTX4090",
+}
+
+
+def gpu_for_device(device_name: str | None) -> GPU | None:
+    """The spec of the CUDA device ``torch.cuda.get_device_name()`` named, or None for a part not in
+    the table: a fraction of the wrong peak (an H100 PCIe priced as an SXM) would look like a slow
+    kernel, so an unknown part gets no figure rather than a guess."""
+    if not isinstance(device_name, str):
+        return None
+    key = " ".join(device_name.lower().split())
+    name = DEVICE_NAMES.get(key)
+    return GPUS[name] if name else None

@@ -41,6 +41,8 @@ def _correct(r: EvalResult) -> str:
     lines = ["Your kernel is correct.", *[s for s in speed if s]]
     if len(lines) == 1:
         return lines[0]
+    if r.sol:
+        lines.append(_speed_of_light(r.sol))
     if r.modelled:
         lines.append(_heaviest(r.modelled))
     if r.coverage is not None:
@@ -69,6 +71,33 @@ def _modelled(m: dict) -> str:
     return (f"Modelled on {m['gpu']} (a roofline model from the work your kernels did, not a measurement): "
             f"{m['runtime_us']:.1f} us vs reference {m['ref_runtime_us']:.1f} us, speedup {m['speedup']:.2f}x, "
             f"{m['bound']}-bound.{flags}")
+
+
+def _speed_of_light(sol: dict) -> str:
+    """How close the measured time came to the roofline, in the one figure that bounds it: bandwidth
+    for memory-bound work, the peak of its precision for compute-bound work."""
+    if sol["bound"] == "memory":
+        share = (f"{_percent(sol['bandwidth_fraction'])} of HBM bandwidth "
+                 f"({_rate(sol['achieved_gbps'] * 1e9, 'B')} achieved)")
+    else:
+        share = (f"{_percent(sol['compute_fraction'])} of the {sol.get('precision', 'fp32').upper()} peak "
+                 f"({_rate(sol['achieved_tflops'] * 1e12, 'FLOP')} achieved)")
+    whose = " (the reference's work over your measured time)" if sol.get("work") == "reference ops" else ""
+    above = (" Above 100%: caches served repeated reads (or the work is overcounted); kept as measured, not clipped."
+             if "above_peak" in sol.get("flags", ()) else "")
+    return f"Speed of light on {sol['gpu']}{whose}: {share}, {sol['bound']}-bound.{above}"
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction:.0%}" if fraction >= 0.1 else f"{fraction:.1%}"
+
+
+def _rate(per_second: float, unit: str) -> str:
+    """A rate with its SI prefix: 2.9 TB/s, 850 GB/s, 445 TFLOP/s."""
+    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6)):
+        if per_second >= scale:
+            return f"{per_second / scale:.3g} {prefix}{unit}/s"
+    return f"{per_second:.3g} {unit}/s"
 
 
 def _heaviest(m: dict, top: int = 3) -> str:

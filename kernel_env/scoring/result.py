@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field, fields
 #: Where an evaluation stopped, in pipeline order; "done" means every stage ran.
 STAGES = ("parse", "compile", "correctness", "verification", "timing", "done")
 #: 1: the first release. 2: ``schema_version``, ``hack_details``, ``harness_error``.
-#: 3: ``inputs``, ``isolation``, ``modelled``.
-SCHEMA_VERSION = 3
+#: 3: ``inputs``, ``isolation``, ``modelled``. 4: ``sol``.
+SCHEMA_VERSION = 4
 NOT_YOUR_FAULT = "The evaluator could not finish this evaluation; this is not your fault."
 
 
@@ -44,6 +44,10 @@ class EvalResult:
     #: modelled GPU time (kernel_env.perf): gpu, runtime_us, ref_runtime_us, speedup, bound, flags, rows,
     #: ref_rows (each row: name, kind, flops, bytes, us, bound, count, detail); None where no model ran
     modelled: dict | None = None
+    #: speed of light on CUDA (kernel_env.perf.sol): the work over the measured time as fractions of the
+    #: device's peaks (gpu, runtime_us, bytes, flops, achieved_gbps, achieved_tflops, bandwidth_fraction,
+    #: compute_fraction, fraction, bound, work, flags, ...); None off CUDA or for a part not in the table
+    sol: dict | None = None
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
