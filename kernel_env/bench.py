@@ -121,12 +121,15 @@ def _row(task, r: EvalResult | None) -> dict:
     row = {"task_id": task.id, "level": task.level, "submitted": r is not None}
     if r is None:
         return {**row, "compiled": False, "correct": False, "clean": False, "hacks": [], "speedup": None,
-                "modelled_speedup": None, "modelled_gpu": None, "speed_source": None, "coverage": None,
-                "stage": None, "error": "no solution"}
+                "runtime_ms": None, "ref_runtime_ms": None, "modelled_speedup": None, "modelled_gpu": None,
+                "modelled_runtime_us": None, "modelled_ref_runtime_us": None, "modelled_bound": None,
+                "speed_source": None, "coverage": None, "stage": None, "error": "no solution"}
     modelled = r.modelled or {}
     row = {**row, "compiled": r.compiled, "correct": r.correct, "clean": r.clean, "hacks": list(r.hacks),
-           "speedup": r.speedup, "modelled_speedup": modelled.get("speedup"), "modelled_gpu": modelled.get("gpu"),
-           "speed_source": speed_source(r), "coverage": r.coverage, "stage": r.stage,
+           "speedup": r.speedup, "runtime_ms": r.runtime_ms, "ref_runtime_ms": r.ref_runtime_ms,
+           "modelled_speedup": modelled.get("speedup"), "modelled_gpu": modelled.get("gpu"),
+           "modelled_runtime_us": modelled.get("runtime_us"), "modelled_ref_runtime_us": modelled.get("ref_runtime_us"),
+           "modelled_bound": modelled.get("bound"), "speed_source": speed_source(r), "coverage": r.coverage, "stage": r.stage,
            "error": (r.error or "").splitlines()[0][:200] if r.error else None}
     if r.sol:
         row.update(sol_fraction=r.sol["fraction"], sol_bound=r.sol["bound"])

@@ -1,5 +1,5 @@
 """The ``kernel-env`` command: list and check task suites, evaluate a solution (and show its modelled GPU
-time), play an episode, benchmark solutions (fast_p), run the demo."""
+time), play an episode, benchmark solutions (fast_p), run the demo, show or clear the disk cache."""
 
 from __future__ import annotations
 
@@ -169,6 +169,46 @@ def cmd_model(args) -> int:
     else:
         print(explain(result))
     return 0 if result.modelled else 1
+
+
+#: ``kernel_env.evaluator.disk_cache.NAMESPACES``, spelled out: importing the evaluator to build the
+#: parser would import torch for every command.
+CACHE_NAMESPACES = ("references", "compiles")
+
+
+def _size_text(n: float) -> str:
+    unit = "B"
+    for bigger in ("KiB", "MiB", "GiB"):
+        if n < 1024:
+            break
+        n, unit = n / 1024, bigger
+    return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
+
+
+def cmd_cache_info(args) -> int:
+    from kernel_env.evaluator.disk_cache import DiskCache
+
+    info = DiskCache().info()
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    print(f"{info['dir']}: {_size_text(info['bytes'])} of {_size_text(info['max_bytes'])}")
+    for name, space in info["namespaces"].items():
+        print(f"  {name:12s} {space['entries']:7d} entries {_size_text(space['bytes']):>11s}")
+    print(f"persistent secret: {'present' if info['secret'] else 'none yet'}")
+    return 0
+
+
+def cmd_cache_clear(args) -> int:
+    from kernel_env.evaluator.disk_cache import DiskCache
+
+    cache = DiskCache()
+    removed = cache.clear(args.namespace)
+    what = f"{removed} {args.namespace or 'cache'} entries"
+    if args.secret and cache.drop_secret():
+        what += " and the persistent secret"
+    print(f"removed {what} from {cache.root}")
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -370,6 +410,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="play one scripted episode (hack, broken, correct) and print the transcript")
     p.add_argument("--backend", default="interpreter", choices=["auto", "cuda", "interpreter"])
     p.set_defaults(fn=cmd_demo)
+
+    cache = sub.add_parser("cache", help="show or clear the disk cache (stored references and compiles)",
+                           description="The folder is $KERNEL_ENV_CACHE_DIR, else $XDG_CACHE_HOME/kernel-env, else "
+                                       "~/.cache/kernel-env; $KERNEL_ENV_CACHE_BYTES sets its budget (default 2G).")
+    actions = cache.add_subparsers(dest="action", required=True)
+    p = actions.add_parser("info", help="the folder, its budget, entries and bytes per namespace")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_cache_info)
+    p = actions.add_parser("clear", help="remove stored entries (all, or one namespace)")
+    p.add_argument("--namespace", choices=CACHE_NAMESPACES, help="only this namespace")
+    p.add_argument("--secret", action="store_true",
+                   help="also forget the persistent seed secret (the next evaluator draws new seed sets)")
+    p.set_defaults(fn=cmd_cache_clear)
     return parser
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sys
 from dataclasses import asdict, dataclass, replace
+
+from .protocol import BASELINES
 
 
 @dataclass(frozen=True)
@@ -17,7 +20,7 @@ class EvalConfig:
     seed: int | None = None  # None: secret seeds per evaluation; an int fixes them (debugging; marked in the result)
     input_variants: bool = True  # scaled / shifted / heavy-tailed inputs where the reference allows
     warmup: int | None = None  # timing warm-up calls; None = backend default
-    iters: int | None = None  # timed calls; None = backend default
+    iters: int | None = None  # the most timed calls (the stopping rule may end sooner); None = backend default
     timeout_s: float = 60.0  # wall clock for one evaluation inside the sandbox
     cpu_time_s: int = 120
     memory_mb: int = 6144  # resident memory of the candidate process
@@ -28,6 +31,10 @@ class EvalConfig:
     profile: bool = True  # measure coverage (own-kernel share of time)
     gpu: str = "H100"  # the GPU the modelled time is for (kernel_env.perf.GPUS)
     model_on_cuda: bool = False  # on CUDA, also model the candidate (a side interpreter run) to check the model
+    timing_min_iters: int | None = None  # timed calls before timing may stop early; None = backend default
+    timing_rel_se: float = 0.01  # stop once the standard error of the mean is below this share of the median
+    timing_cap_s: float | None = 2.0  # or once the timed calls took this many seconds (per side); None = no cap
+    baseline: str = "eager"  # what the reference is timed as: "eager" or "compile" (torch.compile(Model))
 
     def __post_init__(self):
         """Limits go to setrlimit and bit shifts in the worker: a wrong type there would fail every
@@ -51,6 +58,21 @@ class EvalConfig:
             value = getattr(self, name)
             if value is not None and (type(value) is not int or value < (0 if name == "warmup" else 1)):
                 raise ValueError(f"EvalConfig.{name} must be None or a positive integer, not {value!r}")
+        self._check_timing()
+
+    def _check_timing(self) -> None:
+        """The adaptive stopping rule's settings and the baseline: checked here, not in every worker."""
+        low = self.timing_min_iters
+        if low is not None and (type(low) is not int or low < 1):
+            raise ValueError(f"EvalConfig.timing_min_iters must be None or a positive integer, not {low!r}")
+        rel = self.timing_rel_se
+        if type(rel) not in (int, float) or not math.isfinite(rel) or rel < 0:
+            raise ValueError(f"EvalConfig.timing_rel_se must be a non-negative number, not {rel!r}")
+        cap = self.timing_cap_s
+        if cap is not None and (type(cap) not in (int, float) or not math.isfinite(cap) or cap <= 0):
+            raise ValueError(f"EvalConfig.timing_cap_s must be None or a positive number of seconds, not {cap!r}")
+        if self.baseline not in BASELINES:
+            raise ValueError(f"EvalConfig.baseline must be one of {list(BASELINES)}, not {self.baseline!r}")
 
     def with_(self, **changes) -> "EvalConfig":
         return replace(self, **changes)

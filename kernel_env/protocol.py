@@ -8,10 +8,15 @@ JSON headers whose ``event`` is one of the kinds below; the trusted side parses 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
+from math import fsum, isfinite, sqrt  # bound here: the stopping rule runs beside candidate code
+from statistics import median, stdev
 from typing import ClassVar
 
 BACKENDS = ("cuda", "interpreter")
+#: What the reference is timed as: the task's eager ``Model``, or ``torch.compile(Model)``.
+BASELINES = ("eager", "compile")
 
 #: Input distributions: variants probe for statistical shortcuts; the sandbox implements them.
 VARIANTS = ("normal", "scaled", "shifted", "heavy")
@@ -36,22 +41,93 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class StoppingRule:
+    """When the timed calls have said enough (GPU MODE's rule): never before ``min_iters``; after that,
+    once the standard error of their mean is below ``rel_se`` of their median, or once they have taken
+    ``cap_s`` seconds in all; always at ``max_iters``. A pure function of the measured times (the cap
+    too: the sum of the calls' own times, not wall time), so the trusted side replays it exactly on the
+    times a run reports and checks the number of calls it made."""
+
+    max_iters: int
+    min_iters: int
+    rel_se: float = 0.01
+    cap_s: float | None = None
+
+    def __post_init__(self):
+        if not 1 <= self.min_iters <= self.max_iters:
+            raise ProtocolError(f"timing needs 1 <= min_iters <= iters, got {self.min_iters} and {self.max_iters}")
+        if not (isfinite(self.rel_se) and self.rel_se >= 0) or (self.cap_s is not None and not self.cap_s > 0):
+            raise ProtocolError(f"timing needs rel_se >= 0 and cap_s > 0, got {self.rel_se} and {self.cap_s}")
+
+    def done(self, samples_ms: Sequence[float]) -> bool:
+        """Whether timing stops after these calls (their times in ms, in call order)."""
+        n = len(samples_ms)
+        if n >= self.max_iters:
+            return True
+        if n < self.min_iters:
+            return False
+        if not all(isfinite(x) for x in samples_ms):  # a broken clock: more of its readings tell nothing
+            return True
+        if self.cap_s is not None and fsum(samples_ms) / 1e3 >= self.cap_s:
+            return True
+        return n >= 2 and relative_standard_error(samples_ms) < self.rel_se
+
+    def replay(self, samples_ms: Sequence[float]) -> int | None:
+        """How many of these calls the rule lets run; None when it would still be going after all of them."""
+        return next((n for n in range(1, len(samples_ms) + 1) if self.done(samples_ms[:n])), None)
+
+
+def relative_standard_error(samples_ms: Sequence[float]) -> float:
+    """Standard error of the mean over the median (finite samples): the stopping rule's measure of precision."""
+    if len(samples_ms) < 2:
+        return float("inf")
+    middle = median(samples_ms)
+    return stdev(samples_ms) / sqrt(len(samples_ms)) / middle if middle > 0 else float("inf")
+
+
+#: No timed call is credited with less than this after the timer's overhead is taken off: about twice
+#: the resolution of CUDA events, so a call is never faster than the clock could see.
+NET_FLOOR_MS = 1e-3
+
+
+def net_ms(raw_ms: float, overhead_ms: float) -> float:
+    """A call's time less the timer's own overhead, never below ``NET_FLOOR_MS``."""
+    return max(raw_ms - overhead_ms, NET_FLOOR_MS)
+
+
+@dataclass(frozen=True)
 class Timing:
-    """How the timed calls run: ``warmup`` untimed calls, then ``iters`` timed ones, each on inputs of
-    its own (``seeds``, one per call): no call sees contents another call saw, so no content cache
-    can answer it."""
+    """How the timed calls run: ``warmup`` untimed calls, then up to ``iters`` timed ones, each on inputs
+    of its own (``seeds``, one per call): no call sees contents another call saw, so no content cache
+    can answer it. The plan always carries every seed; the run stops early by the stopping rule
+    (``min_iters`` None: never, a fixed count). ``baseline`` says how the reference is timed."""
 
     warmup: int
     iters: int
     seeds: tuple[int, ...]
+    min_iters: int | None = None
+    rel_se: float = 0.01
+    cap_s: float | None = None
+    baseline: str = "eager"
 
     def __post_init__(self):
         if len(self.seeds) != self.warmup + self.iters:
             raise ProtocolError(f"timing needs {self.warmup + self.iters} seeds, got {len(self.seeds)}")
+        if self.baseline not in BASELINES:
+            raise ProtocolError(f"unknown timing baseline {self.baseline!r}")
+        self.rule  # noqa: B018 - validates the rule's settings
+
+    @property
+    def rule(self) -> StoppingRule:
+        return StoppingRule(self.iters, self.iters if self.min_iters is None else self.min_iters,
+                            self.rel_se, self.cap_s)
 
 
 #: Per-backend (warm-up, timed) calls for ``EvalConfig.warmup`` / ``iters`` left at None.
 TIMING_DEFAULTS = {"cuda": (3, 100), "interpreter": (1, 5)}
+#: Per-backend fewest timed calls before the stopping rule may end timing, for ``EvalConfig.timing_min_iters``
+#: left at None. None: every call of the plan (the interpreter's few calls are a fixed count).
+MIN_TIMED_DEFAULTS = {"cuda": 10, "interpreter": None}
 
 
 def limits_of(config, result_mb: int | None = None) -> Limits:
@@ -64,6 +140,13 @@ def timing_counts(config, backend: str) -> tuple[int, int]:
     """(warm-up calls, timed calls) of an ``EvalConfig`` on ``backend``."""
     warmup, iters = TIMING_DEFAULTS[backend]
     return (warmup if config.warmup is None else config.warmup, iters if config.iters is None else config.iters)
+
+
+def timing_min_iters(config, backend: str) -> int:
+    """The fewest timed calls of an ``EvalConfig`` on ``backend`` (at most its timed calls)."""
+    iters = timing_counts(config, backend)[1]
+    chosen = MIN_TIMED_DEFAULTS[backend] if config.timing_min_iters is None else config.timing_min_iters
+    return iters if chosen is None else min(chosen, iters)
 
 
 @dataclass(frozen=True)
@@ -102,6 +185,7 @@ class RunRequest:
     limits: Limits
     fingerprint_key: int = 0  # sample positions of timed-output fingerprints (secret per seed set)
     work: WorkPlan | None = None  # record the work done, for the modelled GPU time (interpreter)
+    slots: bool = False  # ask for the device's slot: shared from the start, exclusive from timing on
 
     def to_wire(self) -> dict:
         header = asdict(self)
@@ -128,8 +212,11 @@ class CandidateRequest(RunRequest):
 
 
 REQUESTS = {cls.kind: cls for cls in (ReferenceRequest, CandidateRequest)}
-#: The header that tells a worker to exit.
-SHUTDOWN = "shutdown"
+#: The header that tells a worker to exit, and the one that lets a run waiting for its slot go on.
+SHUTDOWN, GRANT = "shutdown", "grant"
+#: The device slot a run asks for, in this order (``RunRequest.slots``): alone while its timer
+#: calibrates, shared with other runs for import and checks, alone from its timing stage to its end.
+SLOT_ORDER = ("exclusive", "shared", "exclusive")
 
 
 def request_from_wire(header: dict) -> RunRequest:
@@ -142,7 +229,7 @@ def request_from_wire(header: dict) -> RunRequest:
         values["trials"] = tuple(Trial(**t) for t in header["trials"])
         values["limits"] = Limits(**header["limits"])
         timing = header.get("timing")
-        values["timing"] = None if timing is None else Timing(timing["warmup"], timing["iters"], tuple(timing["seeds"]))
+        values["timing"] = None if timing is None else Timing(**{**timing, "seeds": tuple(timing["seeds"])})
         for name in ("kernel_names", "known_compile_keys"):
             if name in values:
                 values[name] = tuple(values[name])
@@ -175,6 +262,7 @@ class Event:
     WORK = "work"  # recorded work of one call: {"size": "small" | "full", "records" | "error" | "skipped"}
     ERROR = "error"  # the run failed: {"stage", "message", "where"}
     DONE = "done"  # the run finished: {"forward_s"}
+    SLOT = "slot"  # the run waits for its device's slot: {"mode": "shared" | "exclusive"}
     READY = "ready"  # worker only: started and warm
     EXIT = "exit"  # worker only: the evaluation's process ended (see Killed)
 
@@ -183,7 +271,7 @@ class Event:
 #: included) is trying to speak for the worker, and is killed for it.
 CHILD_EVENTS = frozenset({Event.STAGE, Event.COMPILED, Event.TRIAL, Event.GRAD_LAUNCHES, Event.HACK,
                           Event.TIMING_BEGIN, Event.TICK, Event.TIMING_END, Event.PROFILE, Event.GHOST,
-                          Event.GPU_COMPILE, Event.WORK, Event.ERROR, Event.DONE})
+                          Event.GPU_COMPILE, Event.WORK, Event.ERROR, Event.DONE, Event.SLOT})
 
 
 class Killed:

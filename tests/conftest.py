@@ -1,6 +1,14 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
+
+# no test writes to the user's cache (~/.cache/kernel-env): one private folder per session (subprocesses
+# inherit it), removed at exit
+os.environ["KERNEL_ENV_CACHE_DIR"] = tempfile.mkdtemp(prefix="kernel-env-test-cache-")
+atexit.register(shutil.rmtree, os.environ["KERNEL_ENV_CACHE_DIR"], True)
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # in-process helpers (selfcheck) use the interpreter
 

@@ -5,11 +5,14 @@ sends one plain dict per distinct (kernel, signature). They come from the candid
 nothing in them is trusted: :func:`validate` checks every field's type and range and rejects the
 record otherwise. :class:`CompileCache` keeps the valid ones in a bounded LRU keyed by the record's
 key (kernel source with its dependencies, signature, options) plus the target and Triton version,
-so the evaluator can tell the sandbox which keys it need not compile again.
+so the evaluator can tell the sandbox which keys it need not compile again. With a disk cache the
+records also persist (namespace ``compiles/``, one JSON entry each) and the next process starts
+with them; what comes back from disk passes :func:`validate` again, like a record from the sandbox.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import threading
@@ -69,23 +72,31 @@ def validate(record) -> dict:
 class CompileCache:
     """A bounded LRU of valid records by (record key, target, Triton version). Callers may mutate
     what they get, so it stores and hands out copies. Records without a key (refused before Triton
-    computed one; cheap to redo) are not kept."""
+    computed one; cheap to redo) are not kept. With ``disk`` (a ``DiskCache``) it starts with the
+    ``size`` most recently used records stored there and stores each new one."""
 
-    def __init__(self, size: int = 4096):
+    NAMESPACE = "compiles"
+
+    def __init__(self, size: int = 4096, disk=None):
         self.size = size
         self.hits = 0
+        self.loaded = 0  # records read from disk at the start
         self._entries: OrderedDict[tuple, dict] = OrderedDict()
         self._lock = threading.Lock()
+        self._disk = disk
+        if disk is not None:
+            self._load()
 
     def put(self, record, target: str, triton_version: str) -> dict:
         """Validate ``record`` (raises :class:`InvalidRecord`) and keep it; returns the clean copy."""
         clean = validate(record)
         if clean["key"] is not None:
+            place = (clean["key"], target, triton_version)
             with self._lock:
-                self._entries[(clean["key"], target, triton_version)] = dict(clean)
-                self._entries.move_to_end((clean["key"], target, triton_version))
-                while len(self._entries) > self.size:
-                    self._entries.popitem(last=False)
+                known = self._entries.get(place) == clean
+                self._remember(place, clean)
+            if not known and self._disk is not None:
+                self._store(place, clean)
         return clean
 
     def get(self, key: str, target: str, triton_version: str) -> dict | None:
@@ -104,3 +115,36 @@ class CompileCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def _remember(self, place: tuple, clean: dict) -> None:
+        self._entries[place] = dict(clean)
+        self._entries.move_to_end(place)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def _store(self, place: tuple, clean: dict) -> None:
+        key, target, version = place
+        entry = {"target": target, "triton": version, "record": clean}
+        self._disk.put(self.NAMESPACE, f"{target}|{version}|{key}", json.dumps(entry).encode())
+
+    def _load(self) -> None:
+        """The stored records, oldest first so that the most recent end up most recent here too; an
+        entry that is not a valid record is removed (``scan`` drops what ``_decode`` refuses)."""
+        loaded = list(self._disk.scan(self.NAMESPACE, limit=self.size, decode=self._decode))
+        with self._lock:
+            for place, clean in reversed(loaded):
+                self._remember(place, clean)
+        self.loaded = len(loaded)
+
+    @staticmethod
+    def _decode(payload: bytes) -> tuple[tuple, dict]:
+        entry = json.loads(payload)
+        if type(entry) is not dict or set(entry) != {"target", "triton", "record"}:
+            raise InvalidRecord("a stored compile is {target, triton, record}")
+        target, version = entry["target"], entry["triton"]
+        if type(target) is not str or type(version) is not str or not target or not version:
+            raise InvalidRecord("a stored compile names its target and Triton version")
+        clean = validate(entry["record"])
+        if clean["key"] is None:
+            raise InvalidRecord("a stored compile has a key")
+        return (clean["key"], target, version), clean

@@ -19,7 +19,8 @@ from .. import wire
 from ..config import EvalConfig
 from ..perf.assess import assess
 from ..perf.records import RecordError
-from ..protocol import Killed, Trial
+from ..perf.sol import sol_of_records
+from ..protocol import Killed, Trial, net_ms, relative_standard_error
 from ..scoring.result import STAGES
 from ..wire import fingerprints_close
 from .report import GhostReport, Reference, RunReport, TimedCall, TrialReport
@@ -108,6 +109,7 @@ class Verdict:
     timings: dict[str, float] = field(default_factory=dict)  # sandbox seconds per stage, forward time
     evidence: list[str] = field(default_factory=list)  # runtime findings, reported with the static ones
     modelled: dict | None = None  # kernel_env.perf's modelled comparison (interpreter backend)
+    sol: dict | None = None  # speed of light: the task's work over the measured time (CUDA)
 
     @classmethod
     def unparsed(cls, error: str) -> Verdict:
@@ -127,6 +129,33 @@ class _Speed:
     ref_runtime_ms: float | None
     speedup: float | None
     coverage: float | None
+    detail: dict[str, float] = field(default_factory=dict)  # the candidate's raw figures and spread
+    ref_detail: dict[str, float] = field(default_factory=dict)  # the reference's
+
+
+def spread(samples_ms: list[float], overhead_ms: float, prefix: str = "") -> dict[str, float]:
+    """How the timed calls of one run are summarised for the result's ``timings``: their number, the
+    median of the raw times, the overhead taken off each, and the spread of the raw times (interquartile
+    range, median absolute deviation, coefficient of variation, and the standard error of the mean over
+    the median, which the stopping rule compares with ``EvalConfig.timing_rel_se``)."""
+    if not samples_ms or not all(math.isfinite(x) for x in samples_ms):
+        return {}
+    middle = statistics.median(samples_ms)
+    detail = {"timed_calls": len(samples_ms), "runtime_raw_ms": middle, "timer_overhead_ms": overhead_ms,
+              "runtime_mad_ms": statistics.median(abs(x - middle) for x in samples_ms),
+              "runtime_iqr_ms": 0.0, "runtime_cv": 0.0}
+    if len(samples_ms) >= 2:
+        low, _, high = statistics.quantiles(samples_ms, n=4, method="inclusive")
+        mean = statistics.fmean(samples_ms)
+        detail["runtime_iqr_ms"] = high - low
+        detail["runtime_cv"] = statistics.stdev(samples_ms) / mean if mean > 0 else 0.0
+        detail["runtime_rel_se"] = relative_standard_error(samples_ms) if middle > 0 else 0.0
+    return {prefix + key: _significant(value) for key, value in detail.items()}
+
+
+def _significant(value: float) -> float:
+    """Six significant digits: CUDA figures are microseconds, so a fixed number of decimals would lose them."""
+    return float(f"{value:.6g}")
 
 
 class Judge:
@@ -178,13 +207,18 @@ class Judge:
         timings = {f"sandbox_{k}": round(v, 4) for k, v in report.stage_times.items()}
         if report.done:
             timings["forward"] = round(report.forward_s, 4)
+        if speed is not None:  # the reference's figures always; the candidate's only where earned
+            timings.update(speed.ref_detail)
+            if earned:
+                timings.update(speed.detail)
         refused = any(e.get("stage") == "gpu_compile" for e in report.errors)
         return Verdict(
             compiled=report.compiled and not refused, correct=correct, stage=failed_in or "done", error=error, hacks=dict(self.hacks),
             speedup=speed.speedup if earned else None, runtime_ms=speed.runtime_ms if earned else None,
             ref_runtime_ms=speed.ref_runtime_ms if speed else None, coverage=speed.coverage if earned else None,
             max_abs_error=self.errors[0], mean_abs_error=self.errors[1], timings=timings,
-            evidence=sorted(self.evidence), modelled=model.modelled.to_dict() if model and earned else None)
+            evidence=sorted(self.evidence), modelled=model.modelled.to_dict() if model and earned else None,
+            sol=self.speed_of_light(speed.runtime_ms) if earned else None)
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -287,6 +321,15 @@ class Judge:
         stage = {"ghost": "verification"}.get(report.last_stage, report.last_stage)
         return error, stage if report.compiled and stage in STAGES else "compile"
 
+    def speed_of_light(self, runtime_ms: float) -> dict | None:
+        """The reference's traced work over the candidate's measured time, on the GPU the reference ran
+        on (CUDA only: it alone reports a device name). The trace called "small" is of the program the
+        run timed, whatever its size (the interpreter's name for it)."""
+        work = self.ref.work.get("small") or {}
+        if not self.ref.device_name or "records" not in work:
+            return None
+        return sol_of_records(work["records"], runtime_ms * 1e3, self.ref.device_name)
+
     def check_work(self, report: RunReport):
         """The work audit and the modelled time, from the work both runs recorded (interpreter)."""
         if not report.work or not self.ref.work:
@@ -338,7 +381,7 @@ class Judge:
             want = want_all[i] if i < len(want_all) else []
             numel = self.ref.timed_numel[i] if i < len(self.ref.timed_numel) else []
             got = call.fingerprints
-            if len(calls) != len(want_all) or len(got) != len(want) or not all(
+            if len(calls) > len(want_all) or len(got) != len(want) or not all(
                 g is not None and w is not None and fingerprints_close(g, w, self.config.atol, self.config.rtol, n)
                 for g, w, n in zip(got, want, numel)
             ):
@@ -351,6 +394,7 @@ class Judge:
         times = [call.ms for call in calls]
         if not times:
             return None
+        self.check_stopping(times)
         begin, end = report.timing_window
         if begin is not None and end is not None:
             envelope_ms = (end - begin) * 1e3
@@ -364,7 +408,8 @@ class Judge:
                 call.host_ms for call in calls) - DEVICE_BELOW_HOST_SLACK_MS:
             self.hack("timer_tampering", "device time far below the host time around the same calls")
         self.check_external_clock(calls)
-        runtime = statistics.median(times)
+        overhead = self.overhead_ms(report)
+        runtime = statistics.median(net_ms(t, overhead) for t in times)
         ref_runtime = self.ref.runtime_ms
         coverage = None
         profile = report.profile
@@ -378,7 +423,30 @@ class Judge:
         elif sum(times) > 0 and profile is None:
             coverage = min(1.0, sum(call.own_ms for call in calls) / sum(times))
         speedup = ref_runtime / runtime if ref_runtime and runtime > 0 else None
-        return _Speed(runtime, ref_runtime, speedup, coverage)
+        detail = spread(times, overhead)
+        ref_detail = spread(self.ref.times_ms, self.ref.overhead_ms, prefix="ref_")
+        if detail.get("runtime_raw_ms", 0) > 0 and ref_detail.get("ref_runtime_raw_ms"):
+            detail["speedup_raw"] = _significant(ref_detail["ref_runtime_raw_ms"] / detail["runtime_raw_ms"])
+        return _Speed(runtime, ref_runtime, speedup, coverage, detail, ref_detail)
+
+    def overhead_ms(self, report: RunReport) -> float:
+        """What is taken off each candidate call: its run's own calibration, but never more than the
+        reference run's (measured the same way, with no candidate code in the process), so a forged
+        figure cannot buy speed."""
+        return min(report.timer_overhead_ms, self.ref.overhead_ms)
+
+    def check_stopping(self, times: list[float]) -> None:
+        """The run stopped timing exactly where the stopping rule, replayed here on the times it
+        reported, stops: not earlier (fewer calls to check) and not later. The rule is the one the
+        reference run applied; its times and count are what every other check here uses."""
+        rule = self.ref.rule
+        if rule is None:
+            return
+        stops = rule.replay(times)
+        if stops != len(times):
+            says = "would go on" if stops is None else f"stops after {stops}"
+            self.hack("timer_tampering", f"timing stopped after {len(times)} timed call(s), where the stopping "
+                                         f"rule on the reported times {says}")
 
     def check_external_clock(self, calls: list[TimedCall]) -> None:
         """The worker's clock brackets every timed call from outside the candidate's process (two

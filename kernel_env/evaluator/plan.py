@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 
 from ..config import EvalConfig
-from ..protocol import VARIANTS, Timing, Trial, timing_counts
+from ..protocol import VARIANTS, Timing, Trial, timing_counts, timing_min_iters
 
 #: Seed sets kept per task and configuration: each costs one reference run (then cached); a
 #: candidate is evaluated on one of them, picked at random.
@@ -70,9 +70,13 @@ def reference_plan(config: EvalConfig, has_alt: bool, seeds: SeedSet) -> list[Tr
 
 
 def timing_plan(config: EvalConfig, backend: str, seeds: SeedSet) -> Timing:
-    """Warm-up and timed calls, each on inputs of its own seed."""
+    """Warm-up and timed calls, each on inputs of its own seed: a seed for every call up to the most
+    the stopping rule allows, so a run that stops early still never reuses one; the run decides when
+    to stop, by the rule, on what its harness measured."""
     warmup, iters = timing_counts(config, backend)
-    return Timing(warmup, iters, tuple(seeds.seed("timed", i) for i in range(warmup + iters)))
+    return Timing(warmup, iters, tuple(seeds.seed("timed", i) for i in range(warmup + iters)),
+                  min_iters=timing_min_iters(config, backend), rel_se=config.timing_rel_se,
+                  cap_s=config.timing_cap_s, baseline=config.baseline)
 
 
 def candidate_indices(plan: list[Trial], usable: list[bool], rng: random.Random) -> list[int]:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..config import EvalConfig, library_versions
 from ..protocol import CandidateRequest, ReferenceRequest, Trial, WorkPlan, limits_of
@@ -25,10 +25,12 @@ from ..scoring.result import EvalResult
 from .base import BaseEvaluator, default_size, resolve_backend
 from .cache import ResultCache, result_key
 from .compile_cache import CompileCache, InvalidRecord
+from .disk_cache import DiskCache, ReferenceStore, open_trusted_cache
 from .judge import Judge, Verdict
 from .plan import SEED_SETS, SeedSet, candidate_indices, new_secret, reference_plan, timing_plan
 from .report import MalformedReport, Reference, lost_worker, parse_report
 from .sandbox import RequestRefused, SandboxProcess, WorkerDied
+from .scheduler import DeviceSlot, Hold, default_workers_per_device
 from .submission import SubmissionError, extract_code, parse_submission
 
 #: The GPU target the interpreter backend compiles own kernels for, and the most known compiles a
@@ -51,29 +53,45 @@ class Evaluator(BaseEvaluator):
     """A pool of sandboxed workers shared by every caller (envs, vector envs, trainers)."""
 
     def __init__(self, backend: str = "auto", workers: int | None = None, config: EvalConfig | None = None,
-                 isolation: str = "auto", cache_size: int = 4096, seed_secret: int | None = None):
+                 isolation: str = "auto", cache_size: int = 4096, seed_secret: int | None = None,
+                 workers_per_device: int | None = None, timing_slots: bool | None = None,
+                 disk_cache: bool | DiskCache | None = None):
         super().__init__()
         self.backend = resolve_backend(backend)
         self.config = config or EvalConfig()
         self.isolation = isolation
+        devices = self._device_count() if self.backend == "cuda" else 1
         if workers is None:
-            workers = self._device_count() if self.backend == "cuda" else (os.cpu_count() or 1)
+            if self.backend == "cuda":
+                workers = devices * (workers_per_device or default_workers_per_device(devices, os.cpu_count() or 1))
+            else:
+                workers = workers_per_device or os.cpu_count() or 1
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.n_workers = workers
+        # one measurement slot per device (worker ``i`` runs on device ``i % devices``): on CUDA runs
+        # check in parallel and time alone; on the interpreter timing is not the reward, so off
+        self.timing_slots = self.backend == "cuda" if timing_slots is None else timing_slots
+        self._slots = [DeviceSlot() for _ in range(devices)]
         self._idle: queue.Queue = queue.Queue()
         for slot in range(workers):
             self._idle.put((slot, None))  # started on first use
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kernel-env-eval")
         self._lock = threading.Lock()
         self._references: OrderedDict[tuple, Future] = OrderedDict()  # least recently used first
+        # disk_cache: None = on unless $KERNEL_ENV_DISK_CACHE=0, False = off, True or a DiskCache = on;
+        # refused where candidates could reach the folder (see disk_cache.open_trusted_cache)
+        self.disk = open_trusted_cache(disk_cache, isolation, self.backend)
+        if seed_secret is None and self.disk is not None:
+            seed_secret = self.disk.secret()  # the machine's: this process's seed sets match the stored references
         self._seed_secret = new_secret() if seed_secret is None else seed_secret  # never sent to a sandbox
+        self.stored_references = ReferenceStore(self.disk, self.backend)
         self.results = ResultCache(cache_size)
         self._started: list[SandboxProcess] = []
         self._versions = library_versions()  # same interpreter as the workers: part of the reference key
         self._rng = random.Random(secrets.randbits(64))
         self.restarts = 0
-        self.compiles = CompileCache()  # GPU-target compiles of own kernels, by source and signature
+        self.compiles = CompileCache(disk=self.disk)  # GPU-target compiles of own kernels, by source and signature
         self.isolation_used = ""  # known once a worker has started
         self._modeller: Evaluator | None = None  # interpreter workers modelling CUDA candidates (model_on_cuda)
 
@@ -114,7 +132,8 @@ class Evaluator(BaseEvaluator):
         env = {}
         if self.backend == "cuda":  # keep the GPUs this process was given (Ray, Slurm, CUDA_VISIBLE_DEVICES=2,3)
             visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
-            env["CUDA_VISIBLE_DEVICES"] = visible[slot % len(visible)] if visible else str(slot)
+            device = slot % len(self._slots)
+            env["CUDA_VISIBLE_DEVICES"] = visible[device % len(visible)] if visible else str(device)
         proc = SandboxProcess(self.backend, self.isolation, env)
         self.isolation_used = "bwrap" if proc.sandboxed else "none"
         with self._lock:
@@ -126,10 +145,11 @@ class Evaluator(BaseEvaluator):
         plus a synthetic exit event say what happened."""
         slot, proc = self._idle.get()
         events: list[tuple[dict, list[bytes]]] = []
+        hold = Hold(self._slots[slot % len(self._slots)]) if self.timing_slots else None
         try:
             if proc is None or not proc.alive:
                 proc = self._start(slot)
-            for event, blobs in proc.request(request, timeout_s):
+            for event, blobs in proc.request(replace(request, slots=hold is not None), timeout_s, hold):
                 events.append((event, blobs))
         except WorkerDied as exc:
             events.append(lost_worker(str(exc)))
@@ -166,7 +186,8 @@ class Evaluator(BaseEvaluator):
         program, alt = self._programs(task, size)
         plan = reference_plan(config, alt is not None, seeds)
         key = (task.hash, size, self.backend, seeds, config.trials, config.extra_trials, config.input_variants,
-               config.warmup, config.iters, tuple(sorted(self._versions.items())))
+               config.warmup, config.iters, config.timing_min_iters, config.timing_rel_se, config.timing_cap_s,
+               config.baseline, tuple(sorted(self._versions.items())))
         with self._lock:
             future = self._references.get(key)
             owner = future is None
@@ -178,8 +199,10 @@ class Evaluator(BaseEvaluator):
                 self._references.move_to_end(key)
         if owner:
             try:
-                future.set_result(self._compute_reference(program, alt, plan, config, seeds,
-                                                          self._work_plan(task, config)))
+                work = self._reference_work(task, config)
+                future.set_result(self.stored_references.get_or_compute(
+                    key, self._reference_request(program, alt, plan, config, seeds, work), len(plan),
+                    lambda: self._compute_reference(program, alt, plan, config, seeds, work)))
             except BaseException as exc:
                 with self._lock:
                     self._references.pop(key, None)  # let a later call try again
@@ -194,6 +217,15 @@ class Evaluator(BaseEvaluator):
             return None
         seed = SeedSet.derive(self._seed_secret, "work", task.hash, code).base
         return WorkPlan(full_program=task.program("full"), seed=seed, cap_mb=config.memory_mb // 4)
+
+    def _reference_work(self, task, config: EvalConfig) -> WorkPlan | None:
+        """The reference traces its aten work on meta tensors on both backends: the modelled time's
+        denominator on the interpreter, the speed of light's numerator on CUDA (the candidate records
+        its work on the interpreter only)."""
+        plan = self._work_plan(task, config)
+        if plan is None and self.backend == "cuda":
+            plan = WorkPlan(full_program=task.program("full"), seed=0, cap_mb=config.memory_mb // 4)
+        return plan
 
     def _reference_request(self, program: str, alt: str | None, plan: list[Trial], config: EvalConfig,
                            seeds: SeedSet, work: WorkPlan | None = None) -> ReferenceRequest:
@@ -306,7 +338,7 @@ class Evaluator(BaseEvaluator):
         with self._lock:
             if self._modeller is None:
                 self._modeller = Evaluator("interpreter", workers=self.n_workers, isolation=self.isolation,
-                                           seed_secret=self._seed_secret)
+                                           seed_secret=self._seed_secret, disk_cache=self.disk or False)
         return self._modeller.submit(job.task, job.response, config=job.config.with_(model_on_cuda=False))
 
     def _result(self, job: _Job, verdict: Verdict, findings: list[str], timings: dict[str, float],
@@ -320,7 +352,7 @@ class Evaluator(BaseEvaluator):
             ref_runtime_ms=verdict.ref_runtime_ms, coverage=verdict.coverage, max_abs_error=verdict.max_abs_error,
             mean_abs_error=verdict.mean_abs_error, error=verdict.error, stage=verdict.stage,
             timings={**timings, **verdict.timings}, inputs="secret" if job.config.seed is None else "fixed",
-            isolation=self.isolation_used, modelled=verdict.modelled)
+            isolation=self.isolation_used, modelled=verdict.modelled, sol=verdict.sol)
         result.feedback = feedback(result)
         result.timings["total"] = round(time.perf_counter() - started, 4)
         return result

@@ -40,6 +40,7 @@ from ..config import EvalConfig
 from ..scoring.result import EvalResult
 from .base import BaseEvaluator, default_size, resolve_backend
 from .cache import ResultCache, result_key
+from .disk_cache import open_trusted_cache
 from .plan import new_secret
 from .pool import Evaluator
 from .submission import SubmissionError, extract_code
@@ -107,13 +108,16 @@ class _ActorEvaluator(Evaluator):
 
 
 class EvalActor:
-    """One Ray actor: a one-worker local evaluator on this actor's GPU or CPU slot."""
+    """One Ray actor: a local evaluator on this actor's GPU or CPU slot, with ``workers`` sandboxed
+    workers (several on a GPU: they check in parallel and time alone, through the evaluator's slot;
+    the actor then runs that many requests at once)."""
 
-    def __init__(self, backend: str, config: EvalConfig, isolation: str, registry: str, seed_secret: int):
+    def __init__(self, backend: str, config: EvalConfig, isolation: str, registry: str, seed_secret: int,
+                 workers: int = 1):
         import torch
 
         registry = _ray().get_actor(registry, namespace=NAMESPACE)
-        self.evaluator = _ActorEvaluator(backend=backend, workers=1, config=config, isolation=isolation,
+        self.evaluator = _ActorEvaluator(backend=backend, workers=workers, config=config, isolation=isolation,
                                          seed_secret=seed_secret)
         self.evaluator.registry = registry
         if backend == "cuda" and torch.cuda.is_available():
@@ -202,7 +206,10 @@ class RayEvaluator(BaseEvaluator):
         backend: ``"auto"`` (``cuda`` when the cluster has GPUs), ``"cuda"`` or ``"interpreter"``.
         actors: how many actors; default one per GPU of the cluster (cuda) or per CPU (interpreter).
         config: default ``EvalConfig``.
-        max_in_flight: requests sent to one actor at a time (one running, the rest queued in its mailbox).
+        workers_per_device: sandboxed workers in each CUDA actor, sharing its GPU (default 1): checks
+            run in parallel, timing alone. Interpreter actors have one (one CPU each).
+        max_in_flight: requests sent to one actor at a time (default: its workers + 1, so one waits
+            in its mailbox for the next free worker).
         max_queued: requests waiting on the driver; ``submit`` blocks while this many wait.
         request_timeout_s: from dispatch to result; default ``2 * config.timeout_s + 60`` (the
             reference and the candidate, each bounded in the sandbox, plus an actor's cold start).
@@ -218,10 +225,10 @@ class RayEvaluator(BaseEvaluator):
     """
 
     def __init__(self, backend: str = "auto", actors: int | None = None, config: EvalConfig | None = None,
-                 isolation: str = "auto", max_in_flight: int = 2, max_queued: int = 256,
+                 isolation: str = "auto", max_in_flight: int | None = None, max_queued: int = 256,
                  request_timeout_s: float | None = None, retries: int = 2, max_restarts: int = 4,
                  cache_size: int = 4096, name: str | None = None, address: str | None = None,
-                 actor_options: dict | None = None):
+                 actor_options: dict | None = None, workers_per_device: int = 1):
         super().__init__()
         ray = _ray()
         if not ray.is_initialized():
@@ -233,8 +240,10 @@ class RayEvaluator(BaseEvaluator):
         self.config = config or EvalConfig()
         if actors is None:
             actors = int(resources.get("GPU" if self.backend == "cuda" else "CPU", 1))
-        if actors < 1 or max_in_flight < 1:
-            raise ValueError("actors and max_in_flight must be at least 1")
+        per_actor_workers = workers_per_device if self.backend == "cuda" else 1
+        max_in_flight = per_actor_workers + 1 if max_in_flight is None else max_in_flight
+        if actors < 1 or max_in_flight < 1 or per_actor_workers < 1:
+            raise ValueError("actors, max_in_flight and workers_per_device must be at least 1")
         self.n_workers = actors
         self.max_in_flight = max_in_flight
         self.request_timeout_s = request_timeout_s
@@ -251,11 +260,16 @@ class RayEvaluator(BaseEvaluator):
         def options(i: int) -> dict:
             # max_task_retries=0: the driver resends lost requests itself, so a timed-out one is never rerun
             where = {"name": f"{name}-{i}", "namespace": NAMESPACE, **named} if name else {}
-            return {"max_restarts": max_restarts, "max_task_retries": 0, **per_actor, **where, **(actor_options or {})}
+            return {"max_restarts": max_restarts, "max_task_retries": 0, "max_concurrency": per_actor_workers,
+                    **per_actor, **where, **(actor_options or {})}
 
-        secret = new_secret()  # one per evaluator: its actors draw the same seed sets, so they share references
+        # one per evaluator: its actors draw the same seed sets, so they share references; with the disk
+        # cache on, this machine's persistent one, so that the actors' stored references serve later drivers
+        cache = open_trusted_cache(None, isolation, self.backend)
+        secret = cache.secret() if cache is not None else None
+        secret = new_secret() if secret is None else secret
         self._slots = [_Slot(actor_class.options(**options(i)).remote(self.backend, self.config, isolation,
-                                                                      registry_name, secret))
+                                                                      registry_name, secret, per_actor_workers))
                        for i in range(actors)]
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, max_queued))
         self._retry: collections.deque = collections.deque()

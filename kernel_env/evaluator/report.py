@@ -7,13 +7,15 @@ packed until the judge unpacks the ones it compares.
 
 from __future__ import annotations
 
+import math
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import ClassVar
 
 import torch
 
 from .. import wire
-from ..protocol import Event
+from ..protocol import Event, ProtocolError, StoppingRule, net_ms
 
 
 class MalformedReport(ValueError):
@@ -87,12 +89,16 @@ class RunReport:
     hacks: list[tuple[str, str]] = field(default_factory=list)  # what the in-process watchers saw
     timing_window: tuple[float | None, float | None] = (None, None)  # worker clock, seconds
     timed: list[TimedCall] | None = None  # None: no timing ran
+    timer_overhead_ms: float = 0.0  # the run's timer, calibrated on empty calls before the candidate existed
+    timing_rule: dict | None = None  # the stopping rule the run says it followed (trusted from the reference only)
+    checked: list[dict] = field(default_factory=list)  # untimed calls after timing stopped: fingerprints, numel
     profile: dict | None = None
     ghosts: list[GhostReport] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     exit: Exit = field(default_factory=Exit)
     done: bool = False
     forward_s: float = 0.0
+    device_name: str = ""  # the GPU's name as the run's torch reported it (reference runs on CUDA)
     compiles: list = field(default_factory=list)  # GPU-target compile records (validated by the evaluator)
     compile_reused: list = field(default_factory=list)  # keys the sandbox skipped: the trusted side has them
     work: dict[str, dict] = field(default_factory=dict)  # "small"/"full" -> the WORK event
@@ -152,6 +158,10 @@ def _parse(events, n_trials: int) -> RunReport:
                 stamps = ticks.get(i, [])
                 if len(stamps) == 2:
                     call.external_ms = (stamps[1] - stamps[0]) * 1e3
+            report.timer_overhead_ms = _overhead(event.get("overhead_ms"))
+            report.timing_rule = event.get("rule")
+            report.checked = [{"fingerprints": list(c.get("fingerprints") or []),
+                               "numel": [int(n) for n in c.get("numel") or []]} for c in event.get("checked") or []]
         elif kind == Event.PROFILE:
             report.profile = event
         elif kind == Event.GHOST:
@@ -171,6 +181,7 @@ def _parse(events, n_trials: int) -> RunReport:
         elif kind == Event.DONE:
             report.done = True
             report.forward_s = float(event.get("forward_s", 0.0))
+            report.device_name = str(event.get("device_name", ""))[:200]
         elif kind == Event.EXIT:
             report.exit = _exit(event)
     report.timing_window = (begin, end)
@@ -196,6 +207,19 @@ def _exit(event: dict) -> Exit:
                 elapsed=None if elapsed is None else float(elapsed))
 
 
+def _overhead(value) -> float:
+    """A reported timer overhead, or 0 (nothing subtracted) for one that is missing, negative or not finite."""
+    value = float(value or 0.0)
+    return value if math.isfinite(value) and value > 0 else 0.0
+
+
+def _rule(header: dict | None) -> StoppingRule | None:
+    try:
+        return None if header is None else StoppingRule(**header)
+    except (ProtocolError, TypeError) as exc:
+        raise RuntimeError(f"the task's reference failed: it reported a malformed stopping rule ({exc})") from exc
+
+
 def lost_worker(detail: str) -> tuple[dict, list[bytes]]:
     """The exit event the trusted side adds when the worker itself died or stopped answering."""
     return {"event": Event.EXIT, "worker_died": True, "detail": detail}, []
@@ -214,6 +238,9 @@ class Reference:
     timed_numel: list[list[int]] = field(default_factory=list)  # and their element counts
     tick_gaps_ms: list[float] = field(default_factory=list)  # worker clock minus own clock, per timed call
     work: dict[str, dict] = field(default_factory=dict)  # "small"/"full" -> aten work traced on meta tensors
+    overhead_ms: float = 0.0  # the reference run's timer overhead, subtracted from its calls
+    rule: StoppingRule | None = None  # the stopping rule both runs follow, as the reference run applied it
+    device_name: str = ""  # the GPU it ran on (CUDA), for the speed of light's peaks
 
     @classmethod
     def from_report(cls, report: RunReport, n_trials: int) -> Reference:
@@ -227,18 +254,101 @@ class Reference:
         trials = [report.trials[i] for i in range(n_trials)]
         timed = report.timed or []
         return cls(outputs=[t.outputs.unpack() for t in trials], digests=[t.digests for t in trials],
-                   times_ms=[c.ms for c in timed], timed_prints=[c.fingerprints for c in timed],
-                   timed_numel=[c.numel for c in timed],
+                   times_ms=[c.ms for c in timed],
+                   timed_prints=[c.fingerprints for c in timed] + [c["fingerprints"] for c in report.checked],
+                   timed_numel=[c.numel for c in timed] + [c["numel"] for c in report.checked],
                    tick_gaps_ms=[c.external_ms - c.ms for c in timed if c.external_ms is not None],
-                   work=report.work)
+                   work=report.work, overhead_ms=report.timer_overhead_ms, rule=_rule(report.timing_rule),
+                   device_name=report.device_name)
+
+    def to_payload(self) -> dict:
+        """Plain containers (dicts, lists, strings, numbers, tensors) for ``torch.save``, so the disk
+        cache can read them back with a weights-only load: a cache file must not be able to run code.
+        ValueError for a field that is not plain (a new field needs a line here and in ``from_payload``)."""
+        payload = {f.name: getattr(self, f.name) for f in fields(self)}
+        payload["outputs"] = [[self._plain_output(v) for v in outs] for outs in self.outputs]
+        payload["rule"] = None if self.rule is None else asdict(self.rule)
+        bad = [name for name, value in payload.items() if name != "outputs" and not self._is_plain(value)]
+        if bad:
+            raise ValueError(f"Reference fields {bad} are not plain values: they cannot be stored")
+        return payload
+
+    #: The container each stored field must come back as (the others: any plain value).
+    _STORED_TYPES: ClassVar[dict[str, tuple]] = {"digests": (list,), "times_ms": (list,), "timed_prints": (list,), "timed_numel": (list,),
+                     "tick_gaps_ms": (list,), "work": (dict,), "overhead_ms": (int, float), "rule": (dict, type(None)),
+                     "device_name": (str,)}
+
+    @classmethod
+    def from_payload(cls, payload) -> Reference:
+        """The reference ``to_payload`` described; ValueError when ``payload`` is not of that shape."""
+        names = {f.name for f in fields(cls)}
+        if type(payload) is not dict or set(payload) != names:
+            raise ValueError(f"a stored reference has the fields {sorted(names)}")
+        outputs = payload["outputs"]
+        if type(outputs) is not list or any(type(outs) is not list for outs in outputs):
+            raise ValueError("stored outputs are a list of lists")
+        rest = {name: payload[name] for name in names - {"outputs"}}
+        wrong = [n for n, v in rest.items() if not cls._is_plain(v) or type(v) not in cls._STORED_TYPES.get(n, (type(v),))]
+        if wrong:
+            raise ValueError(f"stored fields {sorted(wrong)} are not of the expected plain types")
+        digests = rest["digests"]
+        if len(digests) != len(outputs) or any(type(d) is not list or any(type(x) is not str for x in d) for d in digests):
+            raise ValueError("stored digests are one list of strings per trial")
+        rest["rule"] = None if rest["rule"] is None else StoppingRule(**rest["rule"])
+        return cls(outputs=[[cls._restored_output(v) for v in outs] for outs in outputs], **rest)
 
     @property
     def nbytes(self) -> int:
         return sum(o.numel() * o.element_size() for outs in self.outputs for o in outs if isinstance(o, torch.Tensor))
 
     @property
+    def net_times_ms(self) -> list[float]:
+        """Each timed call less the reference's timer overhead."""
+        return [net_ms(t, self.overhead_ms) for t in self.times_ms]
+
+    @property
     def runtime_ms(self) -> float | None:
-        return statistics.median(self.times_ms) if self.times_ms else None
+        """The median of the net timed calls: what a candidate's speedup is measured against."""
+        return statistics.median(self.net_times_ms) if self.times_ms else None
 
     def usable(self) -> list[bool]:
         return [all(not o.is_floating_point() or bool(torch.isfinite(o).all()) for o in outs) for outs in self.outputs]
+
+    _SCALARS: ClassVar[tuple] = (bool, int, float, type(None))
+
+    @staticmethod
+    def _plain_output(value):
+        """One output as plain containers: tensors and scalars stay, a value the wire could not carry
+        becomes ``{"unsupported": type name}``, anything else ``{"value": ...}``."""
+        if isinstance(value, torch.Tensor) or type(value) in Reference._SCALARS:
+            return value
+        if isinstance(value, wire.Unsupported):
+            return {"unsupported": str(value)}
+        if isinstance(value, (list, tuple)):
+            return [Reference._plain_output(v) for v in value]
+        return {"value": value}
+
+    @staticmethod
+    def _restored_output(value):
+        if type(value) is torch.Tensor or type(value) in Reference._SCALARS:
+            return value
+        if type(value) is list:
+            return [Reference._restored_output(v) for v in value]
+        if type(value) is dict and set(value) == {"unsupported"} and type(value["unsupported"]) is str:
+            return wire.Unsupported(value["unsupported"])
+        if type(value) is dict and set(value) == {"value"} and Reference._is_plain(value["value"]):
+            return value["value"]
+        raise ValueError(f"a stored output is not a tensor, a scalar or a tagged value: {type(value).__name__}")
+
+    @staticmethod
+    def _is_plain(value, depth: int = 0) -> bool:
+        """JSON-like: dicts with string keys, lists, strings, numbers, booleans, None (no tensors)."""
+        if depth > 64:
+            return False
+        if type(value) in (*Reference._SCALARS, str):
+            return True
+        if type(value) in (list, tuple):
+            return all(Reference._is_plain(v, depth + 1) for v in value)
+        if type(value) is dict:
+            return all(type(k) is str and Reference._is_plain(v, depth + 1) for k, v in value.items())
+        return False

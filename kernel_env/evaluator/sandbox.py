@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from .. import wire
-from ..protocol import SHUTDOWN, Event, RunRequest
+from ..protocol import GRANT, SHUTDOWN, Event, RunRequest
 
 log = logging.getLogger("kernel_env")
 READY_TIMEOUT_S = 180.0
@@ -70,15 +70,15 @@ def bwrap_command(backend: str) -> list[str]:
     cmd += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     for path in visible_paths():  # after the private /tmp, so a Python installed under /tmp shows too
         cmd += ["--ro-bind", path, path]
+    if backend == "cuda":  # before the remount: bwrap creates the mount points in the root it builds
+        cmd += ["--ro-bind", "/sys", "/sys"]  # the driver reads PCI topology there
+        for dev in sorted(glob.glob("/dev/nvidia*")):
+            cmd += ["--dev-bind", dev, dev]
     cmd += ["--remount-ro", "/"]  # the tmpfs that holds these mounts: nothing written there outlives a run
     cmd += [
         "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--new-session",
         "--die-with-parent", "--cap-drop", "ALL", "--chdir", "/tmp",
     ]
-    if backend == "cuda":
-        cmd += ["--ro-bind", "/sys", "/sys"]  # the driver reads PCI topology there
-        for dev in sorted(glob.glob("/dev/nvidia*")):
-            cmd += ["--dev-bind", dev, dev]
     return cmd
 
 
@@ -88,18 +88,21 @@ INHERITED_ENV = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL
 INHERITED_PREFIXES = ("CUDA_", "NVIDIA_", "TRITON_", "OMP_", "MKL_")
 
 
-def worker_environment() -> dict[str, str]:
+def worker_environment(backend: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in INHERITED_ENV or k.startswith(INHERITED_PREFIXES)}
     env["HOME"] = "/tmp"  # never the user's: caches and credentials live there
+    if backend == "cuda":  # the worker sets it for the interpreter; one inherited here (a test run's) would
+        env.pop("TRITON_INTERPRET", None)  # make every CUDA kernel run interpreted on the CPU
     return env
 
 
-@functools.lru_cache(maxsize=1)
-def bwrap_works() -> bool:
-    """bubblewrap can be installed yet unusable (no user namespaces): try it once per process."""
+@functools.cache
+def bwrap_works(backend: str = "interpreter") -> bool:
+    """bubblewrap can be installed yet unusable (no user namespaces, or a GPU's mounts refused): try
+    the backend's own command once per process."""
     if shutil.which("bwrap") is None:
         return False
-    probe = bwrap_command("interpreter") + ["--", "/bin/true"]
+    probe = bwrap_command(backend) + ["--", "/bin/true"]
     try:
         return subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
@@ -112,8 +115,8 @@ class SandboxProcess:
     def __init__(self, backend: str, isolation: str = "auto", env: dict | None = None):
         if isolation not in ("auto", "bwrap", "none"):
             raise ValueError(f"isolation must be auto, bwrap or none, not {isolation!r}")
-        use_bwrap = isolation == "bwrap" or (isolation == "auto" and bwrap_works())
-        if isolation == "bwrap" and not bwrap_works():
+        use_bwrap = isolation == "bwrap" or (isolation == "auto" and bwrap_works(backend))
+        if isolation == "bwrap" and not bwrap_works(backend):
             raise RuntimeError("isolation='bwrap' but bubblewrap is missing or unusable (apt-get install bubblewrap)")
         self.backend = backend
         self.sandboxed = use_bwrap
@@ -127,7 +130,7 @@ class SandboxProcess:
                 "bubblewrap unavailable: candidate code runs WITHOUT file-system or network isolation "
                 "(rlimits and process cleanup still apply). Install it: apt-get install bubblewrap"
             )
-        full_env = {**worker_environment(), "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+        full_env = {**worker_environment(backend), "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", **(env or {})}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=full_env)
         self._requests = 0
         try:
@@ -153,9 +156,11 @@ class SandboxProcess:
         except (EOFError, wire.WireError) as exc:
             raise WorkerDied(f"worker channel broke: {exc}") from exc
 
-    def request(self, request: RunRequest, timeout_s: float):
+    def request(self, request: RunRequest, timeout_s: float, hold=None):
         """Yield (event, blobs) until the worker's ``exit`` event; raises WorkerDied on silence or on a
-        frame of another request (the worker must then be replaced: its stream cannot be trusted)."""
+        frame of another request (the worker must then be replaced: its stream cannot be trusted).
+        With ``hold`` (a ``scheduler.Hold``), the run's slot requests are answered here: taken, then
+        granted; released when the run ends, however it ends."""
         self._requests += 1
         header = {**request.to_wire(), "id": self._requests}
         try:
@@ -163,16 +168,38 @@ class SandboxProcess:
         except OSError as exc:
             raise WorkerDied(f"worker is gone: {exc}") from exc
         deadline = time.monotonic() + timeout_s + 30.0  # the worker enforces timeout_s itself
-        while True:
-            event, blobs = self._read(deadline)
-            if event.get("id") != header["id"]:
-                raise WorkerDied(f"frame for request {event.get('id')!r} during request {header['id']}")
-            if event.get("event") == Event.EXIT and event.get("refused"):  # only the worker sends an exit
-                raise RequestRefused(f"the sandboxed worker refused the request (a bug in kernel-env): "
-                                     f"{event['refused']}")
-            yield event, blobs
-            if event.get("event") == Event.EXIT:
-                return
+        try:
+            while True:
+                event, blobs = self._read(deadline)
+                if event.get("id") != header["id"]:
+                    raise WorkerDied(f"frame for request {event.get('id')!r} during request {header['id']}")
+                if event.get("event") == Event.EXIT and event.get("refused"):  # only the worker sends an exit
+                    raise RequestRefused(f"the sandboxed worker refused the request (a bug in kernel-env): "
+                                         f"{event['refused']}")
+                if event.get("event") == Event.SLOT:
+                    deadline += self._grant(hold, event.get("mode"))
+                    continue
+                yield event, blobs
+                if event.get("event") == Event.EXIT:
+                    return
+        finally:
+            if hold is not None:
+                hold.release()
+
+    def _grant(self, hold, mode) -> float:
+        """Take the slot the run asked for, then let it go on; the seconds waited (not the run's)."""
+        if hold is None:
+            raise WorkerDied("the run asked for a device slot it was not given")
+        start = time.monotonic()
+        try:
+            hold.take(mode)
+        except ValueError as exc:  # the worker checks the order: a second ask means its stream is forged
+            raise WorkerDied(str(exc)) from exc
+        try:
+            wire.send(self.proc.stdin.fileno(), {"kind": GRANT, "mode": mode})
+        except OSError as exc:
+            raise WorkerDied(f"worker is gone: {exc}") from exc
+        return time.monotonic() - start
 
     def close(self) -> None:
         if self.alive:

@@ -12,6 +12,7 @@ snapshot is verified first: replaced functions are put back before the harness u
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import linecache
 import os
 import signal
@@ -23,13 +24,13 @@ from time import perf_counter  # bound before the candidate is imported
 import torch
 
 from .. import wire
-from ..protocol import CandidateRequest, Event, RunRequest
+from ..protocol import SLOT_ORDER, CandidateRequest, Event, RunRequest, StoppingRule
 from ..wire import digest, fingerprint
 from .audit import Audit
 from .gpu_compile import GpuCompiler
 from .guards import Integrity, Spawned, foreign_storage
-from .interpreter_compat import explain
 from .inputs import init_inputs, make_inputs
+from .interpreter_compat import explain
 from .launches import GHOST_FILLS, LaunchRecorder
 from .timing import Timer, make_timer
 from .work import Sampling, input_bytes, record_call, trace_reference
@@ -78,11 +79,16 @@ def _sync(device: str, _synchronize=getattr(torch._C, "_cuda_synchronize", None)
 # -- the two kinds of run ------------------------------------------------------------------------
 
 class Run:
-    def __init__(self, request: RunRequest, emit):
+    def __init__(self, request: RunRequest, emit, slot=None):
         self.request = request
         self._emit = emit
+        self._slot = slot or _no_slot  # the device slot (see run_request)
         self.device = request.device
         self.timer: Timer = make_timer(request.backend, self.device)
+        if request.timing is not None:  # all before the candidate is imported: nothing of it is in them
+            self.timer.calibrate()
+            self.stopping: StoppingRule = request.timing.rule
+            self.stopping_header = dataclasses.asdict(self.stopping)  # what the reference tells the judge
         self._verify = None  # Integrity.verify, bound before the candidate is imported
         self.forward_s = 0.0  # time inside model calls: the rest of an evaluation is harness overhead
         self.programs = _programs(request)
@@ -110,6 +116,10 @@ class Run:
     def stage(self, name: str) -> None:
         self.emit({"event": Event.STAGE, "stage": name})
 
+    def take_timing_slot(self) -> None:
+        """Hold the device alone from here on: the last step of ``SLOT_ORDER``."""
+        self._slot(SLOT_ORDER[2])
+
     def send_outputs(self, event: dict, outputs: list) -> None:
         blobs: list[bytes] = []
         event["outputs"] = [wire.pack_value(o, blobs) for o in outputs]
@@ -118,29 +128,23 @@ class Run:
     def before_harness_work(self) -> None:
         """Hook for the candidate run: verify the snapshot before the harness draws or refills inputs."""
 
-    def timed_calls(self, call, recorder: LaunchRecorder | None, after=None):
+    def timed_calls(self, call, recorder: LaunchRecorder | None, after=None, fingerprint_rest: bool = False):
         """Warm up, then time each call on fixed input tensors refilled in place, outside the timed
         interval, with inputs of that call's own seed: a cache keyed on tensor identity answers stale
         values and one keyed on contents never hits. Two ticks bracket each call for the worker's
         clock. Each record carries the own launches of its call; ``after`` runs the wait-free checks
-        right after each call returns, before anything else can finish work left behind."""
+        right after each call returns, before anything else can finish work left behind. Timing stops
+        by the stopping rule bound before the candidate existed, on the times this timer measured
+        (the trusted side replays it); ``fingerprint_rest`` (the reference) goes on untimed over the
+        remaining seeds, so that every call a candidate may make has a fingerprint to match."""
         cfg = self.request.timing
-        on_device = self.device if self.device.startswith("cuda") else "cpu"
-        buffers = [x.to(self.device) if isinstance(x, torch.Tensor) else x
-                   for x in self.draw(cfg.seeds[0], device=on_device)]
-
-        def refill(seed: int) -> None:
-            self.before_harness_work()
-            for buf, src in zip(buffers, self.draw(seed, device=on_device)):
-                if isinstance(buf, torch.Tensor):
-                    _copy(buf, src)
-
+        buffers, refill = self._timing_inputs()
         for i in range(cfg.warmup):
             refill(cfg.seeds[i])
             call(buffers)
         _sync(self.device)
         self.emit({"event": Event.TIMING_BEGIN})
-        records = []
+        records, samples = [], []
         for i in range(cfg.iters):
             refill(cfg.seeds[cfg.warmup + i])
             own_before = recorder.seconds if recorder else 0.0
@@ -152,16 +156,49 @@ class Run:
             if after is not None:
                 after(f"timed call {i}")
             own_ms = ((recorder.seconds - own_before) * 1e3) if recorder else 0.0
-            outs = _outputs(out)
-            plain = [type(o) is torch.Tensor for o in outs]
-            records.append({"ms": elapsed_ms, "host_ms": host_ms, "own_ms": own_ms,
-                            "fingerprints": [fingerprint(o, self.request.fingerprint_key) if p else None
-                                             for o, p in zip(outs, plain)],
-                            "numel": [_numel(o) if p else 0 for o, p in zip(outs, plain)],
+            records.append({"ms": elapsed_ms, "host_ms": host_ms, "own_ms": own_ms, **self._prints(out),
                             "launches": (recorder.launches - count_before) if recorder else None})
-            del out, outs
-        self.emit({"event": Event.TIMING_END, "records": records})
+            del out
+            samples.append(elapsed_ms)
+            if self.stopping.done(samples):
+                break
+        checked = self._untimed_rest(call, buffers, refill, len(records)) if fingerprint_rest else []
+        self.emit({"event": Event.TIMING_END, "records": records, "checked": checked,
+                   "overhead_ms": self.timer.overhead_ms, "rule": self.stopping_header})
         return records
+
+    def _timing_inputs(self):
+        """The input tensors every timed call reuses, and how to refill them with a seed's values."""
+        cfg = self.request.timing
+        on_device = self.device if self.device.startswith("cuda") else "cpu"
+        buffers = [x.to(self.device) if isinstance(x, torch.Tensor) else x
+                   for x in self.draw(cfg.seeds[0], device=on_device)]
+
+        def refill(seed: int) -> None:
+            self.before_harness_work()
+            for buf, src in zip(buffers, self.draw(seed, device=on_device)):
+                if isinstance(buf, torch.Tensor):
+                    _copy(buf, src)
+
+        return buffers, refill
+
+    def _prints(self, out) -> dict:
+        """Fingerprints and element counts of a call's outputs (plain tensors only)."""
+        outs = _outputs(out)
+        plain = [type(o) is torch.Tensor for o in outs]
+        return {"fingerprints": [fingerprint(o, self.request.fingerprint_key) if p else None
+                                 for o, p in zip(outs, plain)],
+                "numel": [_numel(o) if p else 0 for o, p in zip(outs, plain)]}
+
+    def _untimed_rest(self, call, buffers, refill, start: int) -> list[dict]:
+        """Fingerprints of the calls after timing stopped, untimed, one per remaining seed."""
+        cfg = self.request.timing
+        checked = []
+        for i in range(start, cfg.iters):
+            refill(cfg.seeds[cfg.warmup + i])
+            checked.append(self._prints(call(buffers)))
+        _sync(self.device)
+        return checked
 
 
 class ReferenceRun(Run):
@@ -182,11 +219,29 @@ class ReferenceRun(Run):
             _sync(self.device)
             self.send_outputs({"event": Event.TRIAL, "index": i, "digests": [digest(x) for x in inputs]}, out)
         if request.timing:
-            self.stage("timing")
-            model = models["main"]
             with torch.no_grad():
-                self.timed_calls(lambda xs: self.forward(model, xs), None)
+                model = self.baseline(models["main"])  # a torch.compile compiles before the device is held alone
+            self.take_timing_slot()
+            self.stage("timing")
+            with torch.no_grad():
+                self.timed_calls(lambda xs: self.forward(model, xs), None, fingerprint_rest=True)
 
+    def baseline(self, model):
+        """What the reference is timed as: the eager model, or ``torch.compile`` of it, compiled by one
+        untimed call first (the correctness outputs always come from the eager model). A compile that
+        fails fails the reference: a speedup against another baseline than the one asked for is wrong."""
+        if self.request.timing.baseline != "compile":
+            return model
+        import torch._inductor.config as inductor
+
+        inductor.compile_threads = 1  # no compile worker processes inside the sandbox
+        # a precompiled header is about 150 MB (past the output limit) and pays off only in a cache
+        # that outlives the run, which the sandbox's private /tmp never does
+        inductor.cpp_cache_precompile_headers = False
+        compiled = torch.compile(model)
+        self.forward(compiled, _fresh(self.draw(self.request.timing.seeds[0]), self.device))
+        _sync(self.device)
+        return compiled
 
     def trace_work(self) -> None:
         """The reference's aten work at both sizes, on meta tensors: the model's denominator."""
@@ -404,6 +459,7 @@ class CandidateRun(Run):
     def timing(self, model) -> None:
         if not self.request.timing:
             return
+        self.take_timing_slot()
         self.stage("timing")
         with torch.no_grad():
             self.timed_calls(lambda xs: self.forward(model, xs), self.recorder, after=self.quick_checks)
@@ -512,9 +568,22 @@ def _type_name(value) -> str:
     return "Tensor" if t is torch.Tensor else f"{t.__module__}.{t.__qualname__}"
 
 
-def run_request(request: RunRequest, emit) -> None:
+def run_request(request: RunRequest, emit, wait_for_slot=None) -> None:
+    """Run one request. With ``request.slots``, ``wait_for_slot(mode)`` blocks until the device's slot
+    is held in ``mode`` (``protocol.SLOT_ORDER``): alone while the timer calibrates, shared for import
+    and checks, alone from the timing stage on."""
     torch.set_num_threads(1)
+    slot = wait_for_slot if request.slots and wait_for_slot is not None else _no_slot
     runner = CandidateRun if isinstance(request, CandidateRequest) else ReferenceRun
-    run = runner(request, emit)
+    slot(SLOT_ORDER[0])
+    run = runner(request, emit, slot)  # its timer calibrates while the device is held alone
+    slot(SLOT_ORDER[1])
     run.run()
-    emit({"event": Event.DONE, "forward_s": run.forward_s})
+    done = {"event": Event.DONE, "forward_s": run.forward_s}
+    if request.device.startswith("cuda") and not isinstance(request, CandidateRequest):
+        done["device_name"] = torch.cuda.get_device_name(request.device)  # the peaks the speed of light uses
+    emit(done)
+
+
+def _no_slot(mode: str) -> None:
+    """No device slot asked for (the interpreter by default): every stage runs when it comes."""

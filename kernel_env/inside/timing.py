@@ -3,17 +3,29 @@
 ``cuda``: CUDA events around each call, an L2 flush before it, and a device-wide synchronize before
 the end event so work on side streams is inside the interval (hack 12); the host clock is read too,
 for the trusted side's cross-check. ``interpreter``: wall clock, reported as interpreter figures.
+Each timer measures its own overhead once, before the candidate is imported (``calibrate``); the
+trusted side subtracts it (``protocol.net_ms``). When to stop timing is ``protocol.StoppingRule``,
+shared with the trusted side so that it can replay the decision.
 """
 
 from __future__ import annotations
 
+from statistics import median
 from time import perf_counter  # bound before the candidate is imported
 
 import torch
 
+#: Empty calls timed to measure a timer's overhead (the median counts), after a few untimed ones.
+CALIBRATION_CALLS, CALIBRATION_WARMUP = 21, 3
+
+
+def _nothing() -> None:
+    """What a calibration call runs: no work, so all it measures is the timer itself."""
+
 
 class Timer:
     backend = ""
+    overhead_ms = 0.0  # the timer's own cost per call, by ``calibrate``
 
     def flush(self) -> None:
         """Evict caches between calls so each one pays for its memory traffic."""
@@ -21,6 +33,17 @@ class Timer:
     def time(self, fn):
         """Run ``fn`` once; return (elapsed ms by the backend's clock, host ms, fn's result)."""
         raise NotImplementedError
+
+    def calibrate(self, calls: int = CALIBRATION_CALLS, warmup: int = CALIBRATION_WARMUP) -> float:
+        """Measure what the timer itself adds to a call: an empty call timed through the same path as a
+        real one (flush, then ``time``), median of ``calls``. An empty call, not a tiny kernel: a
+        launch is the candidate's cost, only the events, synchronizes and clock reads are the timer's."""
+        samples = []
+        for _ in range(warmup + calls):
+            self.flush()
+            samples.append(self.time(_nothing)[0])
+        self.overhead_ms = median(samples[warmup:])
+        return self.overhead_ms
 
     def profile(self, fn, recorder) -> dict:
         return {}

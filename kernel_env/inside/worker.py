@@ -23,7 +23,17 @@ import time
 
 from .. import wire
 from ..config import library_versions
-from ..protocol import CHILD_EVENTS, SHUTDOWN, Event, Killed, ProtocolError, RunRequest, request_from_wire
+from ..protocol import (
+    CHILD_EVENTS,
+    GRANT,
+    SHUTDOWN,
+    SLOT_ORDER,
+    Event,
+    Killed,
+    ProtocolError,
+    RunRequest,
+    request_from_wire,
+)
 from .guards import in_own_pid_namespace
 
 _PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 1, 4, 36
@@ -77,14 +87,19 @@ class Worker:
         scratch = os.path.join(self.scratch_root, f"eval-{self.counter}")
         os.makedirs(scratch, exist_ok=True)
         read_fd, write_fd = os.pipe()
+        go_read, go_write = os.pipe()  # one byte per slot granted: the child waits on it
         pid = os.fork()
         if pid == 0:  # the child: never returns
             os.close(read_fd)
-            _child(request, write_fd, scratch, self)
+            os.close(go_write)
+            _child(request, write_fd, scratch, self, go_read)
         os.close(write_fd)
+        os.close(go_read)
         started = time.monotonic()
+        self.slot = _SlotWait(pid, go_write, request.slots)
         outcome = self.supervise(pid, read_fd, request, request_id, started)
         os.close(read_fd)
+        os.close(go_write)
         self.clean_up(scratch)
         log_tail = outcome.pop("log_tail", "")
         self.send({"event": Event.EXIT, "id": request_id, "elapsed": time.monotonic() - started,
@@ -102,12 +117,15 @@ class Worker:
         next_check = 0.0
         while status is None:
             now = time.monotonic()
-            if now > deadline:
+            if now > deadline + self.slot.waited_s:  # time stopped in a slot's queue is not the run's
                 killed_for = Killed.TIMEOUT
                 break
             if not eof:
-                ready, _, _ = select.select([fd], [], [], POLL_S)
-                if ready:
+                watched = [fd, self.proto_in] if self.slot.waiting else [fd]
+                ready, _, _ = select.select(watched, [], [], POLL_S)
+                if self.proto_in in ready:
+                    self.slot.granted(self.read_grant())
+                if fd in ready:
                     eof, killed_for = self.relay(fd, reader, started, request_id)
                     if killed_for:
                         break
@@ -157,6 +175,8 @@ class Worker:
             for header, blobs in reader.frames():
                 if header.get("event") not in CHILD_EVENTS:
                     return False, Killed.PROTOCOL
+                if header["event"] == Event.SLOT and not self.slot.wanted(header.get("mode")):
+                    return False, Killed.PROTOCOL
                 header.update(t=time.monotonic() - started, id=request_id)
                 self.send(header, blobs)
         except wire.ResultLimitExceeded:
@@ -164,6 +184,13 @@ class Worker:
         except wire.WireError:
             return False, Killed.PROTOCOL
         return False, None
+
+    def read_grant(self) -> dict:
+        """The trusted side's answer to a slot request (it sends nothing else during a request)."""
+        header, _ = wire.recv(self.proto_in)
+        if header.get("kind") != GRANT:
+            raise ProtocolError(f"expected a slot grant during a request, got {header.get('kind')!r}")
+        return header
 
     def kill_all(self, me) -> None:
         """Kill every process the child left, including ones that started new sessions."""
@@ -197,6 +224,45 @@ class Worker:
                         os.unlink(path)
                     except OSError:
                         pass
+
+
+class _SlotWait:
+    """One run's slot requests, as the worker sees them: the harness asks in ``SLOT_ORDER``; anything
+    else is a forged frame. While a request waits, the run's process group is stopped: nothing of a
+    candidate (its threads included) runs while another run on the device measures."""
+
+    def __init__(self, pid: int, go_fd: int, allowed: bool):
+        self.pid, self.go_fd, self.allowed = pid, go_fd, allowed
+        self.asked = 0
+        self.waiting_since: float | None = None
+        self.waited_s = 0.0
+
+    @property
+    def waiting(self) -> bool:
+        return self.waiting_since is not None
+
+    def wanted(self, mode) -> bool:
+        if not self.allowed or self.waiting or self.asked >= len(SLOT_ORDER) or mode != SLOT_ORDER[self.asked]:
+            return False
+        self.asked += 1
+        _signal_group(self.pid, signal.SIGSTOP)
+        self.waiting_since = time.monotonic()
+        return True
+
+    def granted(self, grant: dict) -> None:
+        if not self.waiting:
+            raise ProtocolError("a slot grant arrived while no run was waiting for one")
+        self.waited_s += time.monotonic() - self.waiting_since
+        self.waiting_since = None
+        os.write(self.go_fd, b"g")
+        _signal_group(self.pid, signal.SIGCONT)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _descendants(me) -> list:
@@ -243,7 +309,7 @@ def _tail(path: str, limit: int = 4000) -> str:
         return ""
 
 
-def _child(request: RunRequest, fd: int, scratch: str, worker: Worker) -> None:
+def _child(request: RunRequest, fd: int, scratch: str, worker: Worker, go_fd: int) -> None:
     """Set up the candidate's process: limits, scratch dir, output capture; then run and exit."""
     code = 0
     try:
@@ -270,7 +336,12 @@ def _child(request: RunRequest, fd: int, scratch: str, worker: Worker) -> None:
         def emit(header: dict, blobs=()) -> None:
             wire.send(fd, header, list(blobs))
 
-        run_request(request, emit)
+        def wait_for_slot(mode: str) -> None:
+            emit({"event": Event.SLOT, "mode": mode})
+            if os.read(go_fd, 1) != b"g":
+                raise RuntimeError(f"the worker closed the slot channel before granting the {mode} slot")
+
+        run_request(request, emit, wait_for_slot)
     except BaseException as exc:  # noqa: BLE001 - report harness failures instead of dying silently
         code = 3
         try:

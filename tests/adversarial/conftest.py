@@ -1,8 +1,53 @@
-"""Tasks for the adversarial suite: bundled ones, plus small programs written to make one hack pay."""
+"""Tasks for the adversarial suite: bundled ones, plus small programs written to make one hack pay.
+
+The suite judges on the interpreter; ``KERNEL_ENV_TEST_BACKEND=cuda`` makes it judge on a GPU instead
+(``kernel_env.gpucheck`` runs it so), at the small size its cases are written for, with
+``KERNEL_ENV_TEST_WORKERS`` workers (default 1; they share the GPUs ``CUDA_VISIBLE_DEVICES`` names,
+so ``CUDA_VISIBLE_DEVICES=0`` puts them all on the first).
+"""
+
+import os
 
 import pytest
 
 from tasks.loaders import task_from_source
+
+#: The variables that pick the backend the suite's evaluator judges on, and its workers there.
+BACKEND_VARIABLE, WORKERS_VARIABLE = "KERNEL_ENV_TEST_BACKEND", "KERNEL_ENV_TEST_WORKERS"
+TEST_BACKENDS = ("interpreter", "cuda")
+
+
+def backend_under_test() -> str:
+    """The interpreter unless ``KERNEL_ENV_TEST_BACKEND`` names another backend; a typo is an error,
+    not a silent interpreter run."""
+    value = os.environ.get(BACKEND_VARIABLE, "").strip().lower() or "interpreter"
+    if value not in TEST_BACKENDS:
+        raise ValueError(f"{BACKEND_VARIABLE} must be one of {TEST_BACKENDS}, not {value!r}")
+    return value
+
+
+def _small_by_default(evaluator_class):
+    """An evaluator whose default size is small on every backend (CUDA's own default is full)."""
+
+    class SmallByDefault(evaluator_class):
+        def submit(self, task, response, size=None, config=None):
+            return super().submit(task, response, size or "small", config)
+
+    return SmallByDefault
+
+
+@pytest.fixture(scope="session")
+def evaluator(evaluator):
+    """The root conftest's interpreter pool, or a one-worker CUDA pool when the switch says cuda."""
+    if backend_under_test() == "interpreter":
+        yield evaluator
+        return
+    from kernel_env import Evaluator
+
+    workers = int(os.environ.get(WORKERS_VARIABLE, "1"))
+    with _small_by_default(Evaluator)(backend="cuda", workers=workers) as ev:
+        yield ev
+
 
 #: Row centering on long rows: the row mean of i.i.d. standard-normal inputs is within the tolerance
 #: of zero, so "return x" (a closed form for such inputs) passes unless inputs are shifted (hack 14).

@@ -5,6 +5,8 @@ import pytest
 from harness_aware_submissions import COPY
 from helpers import relu_model, reply
 
+from kernel_env import EvalConfig
+
 RELU = '''
 import torch
 import torch.nn as nn
@@ -78,16 +80,20 @@ SUBMISSIONS = {
     "relu-all-in-the-last-program": ("relu", reply(RELU.format(kernel=LOOPING, launch=(
         "relu_kernel[(triton.cdiv(n, 1024),)](x, out, n, BLOCK=1024, WORKER=triton.cdiv(n, 1024) - 1)")))),
     "reference-through-a-copy-kernel": ("relu", COPY_AFTER_TORCH),
-    "matmul-naive-row-loop": ("matmul", reply(NAIVE_MATMUL)),
 }
+#: The interpreter runs the naive matmul's loop one block operation at a time (seconds per call): it
+#: is judged on the fewest calls that still check it, with room for a slow machine. The model does not
+#: depend on how many calls checked the code.
+LEAN = EvalConfig(trials=1, extra_trials=0, warmup=0, iters=1, timeout_s=400)
 
 
 @pytest.fixture(scope="module")
 def speedups(evaluator, tasks):
     names = list(SUBMISSIONS)
     results = evaluator.map([(tasks[SUBMISSIONS[n][0]], SUBMISSIONS[n][1]) for n in names])
-    results += evaluator.map([(tasks["matmul"], tasks["matmul"].solution)])
-    names.append("matmul-tiled-dot")
+    results += evaluator.map([(tasks["matmul"], reply(NAIVE_MATMUL)), (tasks["matmul"], tasks["matmul"].solution)],
+                             config=LEAN)
+    names += ["matmul-naive-row-loop", "matmul-tiled-dot"]
     for name, r in zip(names, results):
         assert r.clean and r.modelled, (name, r.hacks, r.error, r.findings)
     return {name: r.modelled["speedup"] for name, r in zip(names, results)}

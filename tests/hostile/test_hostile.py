@@ -264,6 +264,18 @@ def test_forging_trial_reports(hostile_evaluator, relu):
     assert not r.correct and "sandbox_violation" in r.hacks and "malformed report" in r.error
 
 
+@pytest.mark.parametrize("timing_slots", [False, True])
+def test_forging_a_device_slot_request(relu, timing_slots):
+    """A slot request the harness did not make (on a pool without slots, or one step too many on a
+    pool with them) is a forged harness message: the run is killed, the slot given back."""
+    frame = {"event": "slot", "mode": "exclusive"}
+    config = EvalConfig(timeout_s=20, cpu_time_s=20, memory_mb=1024)
+    with Evaluator(backend="interpreter", workers=1, config=config, timing_slots=timing_slots) as ev:
+        r = ev.evaluate(relu, relu_model(FORGE.format(frame=frame)))
+        assert not r.correct and "sandbox_violation" in r.hacks and "only the harness may send" in r.error
+        assert ev.evaluate(relu, tagged(relu.solution, "after a forged slot")).clean  # nothing left held
+
+
 @pytest.mark.parametrize("frame", [
     {"event": "stage", "stage": "timing", "refused": "forged", "worker_died": True},
     {"event": "exit", "refused": "forged"},

@@ -9,9 +9,9 @@ from kernel_env.protocol import (
     CandidateRequest,
     ProtocolError,
     ReferenceRequest,
+    Timing,
     Trial,
     limits_of,
-    Timing,
     request_from_wire,
     timing_counts,
 )

@@ -57,3 +57,24 @@ def test_each_timed_call_is_checked_against_the_reference_call_on_the_same_input
     wrong = fingerprint(OUT + 1, 5)
     judge.check_timing(_report([5.0] * 3, [5.0] * 3, [6.0] * 3, prints=wrong))
     assert "timed call 0" in judge.hacks["timed_output_mismatch"]
+
+
+def _copy_op(nbytes: float) -> dict:
+    return {"kind": "torch", "name": "aten.relu.default", "category": "compute", "op_class": "elementwise",
+            "dtype": "float32", "precision": "fp32", "count": 1, "flops": nbytes / 8, "bytes_read": nbytes / 2,
+            "bytes_written": nbytes / 2}
+
+
+def test_the_speed_of_light_is_the_references_work_over_the_measured_time_on_its_gpu():
+    """CUDA: the reference names its GPU and traced its timed program's work; 2 GB moved in 1 ms on
+    an H100 SXM is 2 TB/s of its 3.35 TB/s."""
+    judge = _judge()
+    judge.ref.device_name = "NVIDIA H100 80GB HBM3"
+    judge.ref.work = {"small": {"records": [_copy_op(2e9)]}}
+    sol = judge.speed_of_light(1.0)
+    assert sol["gpu"] == "H100" and sol["bound"] == "memory" and sol["work"] == "reference ops"
+    assert abs(sol["bandwidth_fraction"] - 2e12 / 3.35e12) < 1e-3
+    judge.ref.device_name = ""  # the interpreter: no device, no speed of light
+    assert judge.speed_of_light(1.0) is None
+    judge.ref.device_name = "NVIDIA H100 PCIe"  # a part the table does not price
+    assert judge.speed_of_light(1.0) is None

@@ -16,6 +16,12 @@ def test_spearman_on_hand_computed_cases():
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     # d = (0, 1, -1, 0): 1 - 6 * 2 / (4 * 15) = 0.8
     assert spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
+    # Wikipedia's example (IQ against hours of TV): sum of squared rank differences 194, n = 10
+    iq = [106, 86, 100, 101, 99, 103, 97, 113, 112, 110]
+    tv = [7, 0, 27, 50, 28, 29, 20, 12, 6, 17]
+    assert spearman(iq, tv) == pytest.approx(1 - 6 * 194 / (10 * 99))
+    # ties: y ranks 1, 2, 3.5, 5, 3.5 against 1..5, Pearson's r of the ranks is 8 / sqrt(10 * 9.5)
+    assert spearman([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]) == pytest.approx(8 / 95 ** 0.5)
     assert spearman([1, 2], [2, 1]) is None
     assert spearman([1, 1, 1], [1, 2, 3]) is None
     with pytest.raises(ValueError):
