@@ -75,6 +75,8 @@ class Worker:
                 return
             if header.get("kind") == SHUTDOWN:
                 return
+            if header.get("kind") == GRANT:  # for a run that ended while it waited: nothing to do
+                continue
             try:
                 request = request_from_wire(header)
             except ProtocolError as exc:  # only the trusted side writes here: a bug there, said so
@@ -117,7 +119,7 @@ class Worker:
         next_check = 0.0
         while status is None:
             now = time.monotonic()
-            if now > deadline + self.slot.waited_s:  # time stopped in a slot's queue is not the run's
+            if now > deadline + self.slot.paused_s(now):  # time stopped in a slot's queue is not the run's
                 killed_for = Killed.TIMEOUT
                 break
             if not eof:
@@ -241,6 +243,10 @@ class _SlotWait:
     def waiting(self) -> bool:
         return self.waiting_since is not None
 
+    def paused_s(self, now: float) -> float:
+        """Seconds the run has spent stopped in the slot's queue, the current wait included."""
+        return self.waited_s + (now - self.waiting_since if self.waiting else 0.0)
+
     def wanted(self, mode) -> bool:
         if not self.allowed or self.waiting or self.asked >= len(SLOT_ORDER) or mode != SLOT_ORDER[self.asked]:
             return False
@@ -254,7 +260,10 @@ class _SlotWait:
             raise ProtocolError("a slot grant arrived while no run was waiting for one")
         self.waited_s += time.monotonic() - self.waiting_since
         self.waiting_since = None
-        os.write(self.go_fd, b"g")
+        try:
+            os.write(self.go_fd, b"g")
+        except OSError:  # the run is gone (killed while it waited): its exit is reported as usual
+            pass
         _signal_group(self.pid, signal.SIGCONT)
 
 

@@ -143,3 +143,12 @@ def test_a_pool_with_slots_checks_in_parallel_and_times_alone(bundled):
         if mode == EXCLUSIVE:
             overlapping = [h for j, h in enumerate(holds) if j != i and h[1] < end and start < h[2]]
             assert not overlapping, (mode, start, end, overlapping)
+
+
+def test_time_stopped_in_the_queue_is_not_the_runs():
+    wait = _SlotWait(pid=2 ** 22 + 12345, go_fd=-1, allowed=True)  # no such process: signals are no-ops
+    assert wait.wanted(EXCLUSIVE)
+    started = wait.waiting_since
+    assert wait.paused_s(started + 5.0) == pytest.approx(5.0)  # counted while it still waits
+    wait.granted({"kind": "grant"})  # the run is gone: writing its byte fails quietly
+    assert wait.paused_s(time.monotonic() + 100) == pytest.approx(wait.waited_s)
