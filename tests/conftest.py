@@ -50,3 +50,18 @@ def evaluator():
 @pytest.fixture
 def relu(bundled):
     return bundled["L1/19_ReLU"]
+
+
+@pytest.fixture(scope="module")
+def compat():
+    """The interpreter as the worker has it (``interpreter_compat.install()``), undone when the
+    module's tests end: the rest of the session keeps the bare interpreter."""
+    from kernel_env.inside import interpreter_compat
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(interpreter_compat, "_set", lambda owner, name, value: mp.setattr(owner, name, value, raising=False))
+        mp.setattr(interpreter_compat, "_installed", False)
+        mp.setattr(interpreter_compat, "_missing", set())
+        interpreter_compat.install()
+        assert interpreter_compat._missing == set()
+        yield interpreter_compat

@@ -18,6 +18,9 @@ when the interpreter is on (the worker calls it before any candidate is imported
   works there; here ``tl.dtype`` gets that ``value`` too.
 - ``@triton.jit`` returns an ``InterpretedFunction`` without ``src``, ``cache_key``, ``params``,
   ``constexprs``, ``signature``...: they are read from a ``JITFunction`` built for the same function.
+- Triton 3.6 turns a scalar into a loop bound with ``int(array)``, which NumPy 2.4 refuses for a
+  one-element array, so every ``for k in range(0, K, BLOCK)`` fails there; 3.9 squeezes it first,
+  and so does this layer on every version.
 
 The hooks are Triton internals (checked on 3.6 and 3.9); one this Triton lacks leaves its gap open.
 For the gaps that stay, :func:`explain` names the gap and says the code may be fine on a GPU.
@@ -257,8 +260,20 @@ def _jit_attributes() -> None:
     _set(InterpretedFunction, "__getattr__", __getattr__)
 
 
+def _loop_bounds() -> None:
+    from triton.runtime import interpreter
+
+    patch_tensor = interpreter._patch_lang_tensor
+
+    def patched(tensor, scope):
+        patch_tensor(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.squeeze()))  # undone with the rest
+
+    _set(interpreter, "_patch_lang_tensor", patched)
+
+
 _HOOKS = {"autotune": _autotune, "libdevice": _libdevice, "scalar arguments": _scalars,
-          "dtype.value": _dtype_value, "JITFunction attributes": _jit_attributes}
+          "dtype.value": _dtype_value, "JITFunction attributes": _jit_attributes, "loop bounds": _loop_bounds}
 
 
 # -- the gaps that stay --------------------------------------------------------------------------

@@ -24,19 +24,6 @@ ROOT = HERE.parents[2]
 
 
 @pytest.fixture(scope="module")
-def compat():
-    """install(), undone when this module's tests end: the rest of the session keeps the bare
-    interpreter."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(interpreter_compat, "_set", lambda owner, name, value: mp.setattr(owner, name, value, raising=False))
-        mp.setattr(interpreter_compat, "_installed", False)
-        mp.setattr(interpreter_compat, "_missing", set())
-        interpreter_compat.install()
-        assert interpreter_compat._missing == set()
-        yield interpreter_compat
-
-
-@pytest.fixture(scope="module")
 def modules(compat, tmp_path_factory):
     folder = tmp_path_factory.mktemp("compat")
     return {name: load(name, source, str(folder)) for name, (source, _) in SUBMISSIONS.items()}

@@ -12,6 +12,9 @@ from kernel_env.inside import work
 from kernel_env.inside.work import BUILDER_HOOKS, AtenWork, KernelWork, Sampling, record_call, trace_reference
 from tests.kernel_env.inside import work_kernels as K
 
+#: In-process kernels run on the interpreter as the worker patches it (Triton 3.6 needs its loop bounds).
+pytestmark = pytest.mark.usefixtures("compat")
+
 
 def aten(fn, device="cpu", **kw):
     with torch.device(device), torch.no_grad(), AtenWork(**kw) as work:

@@ -16,6 +16,9 @@ from tests.kernel_env.inside import work_kernels as K
 
 SIZE = (4096, 4096)  # 64 MiB of fp32 per tensor: input plus output exceed every part's L2
 
+#: In-process kernels run on the interpreter as the worker patches it (Triton 3.6 needs its loop bounds).
+pytestmark = pytest.mark.usefixtures("compat")
+
 
 SAMPLE = Sampling(seed=7)
 
