@@ -39,31 +39,33 @@ def cmd_tasks_list(args) -> int:
 
 
 def cmd_tasks_check(args) -> int:
-    from tasks import check_task
+    """Shrink and check every task, one line each as it finishes (a slow or hanging task is cut off
+    after ``--task-timeout-s``); JSON prints all reports at the end."""
+    from kernel_env.scoring.tolerance import judged_by
+    from tasks.check import check_tasks
     from tasks.loaders import read_tasks
-    from tasks.shrink import NotShrinkable, shrink
 
     tasks = read_tasks(args.tasks)
     reports = []
-    for task in tqdm(tasks, desc="checking references", file=sys.stderr, disable=args.json or len(tasks) < 3):
-        try:
-            ready = shrink(task) if args.size == "small" else task
-        except NotShrinkable as exc:
-            reports.append({"task_id": task.id, "size": args.size, "ok": False, "seconds": None, "outputs": [],
-                            "problems": [str(exc).split(": ", 1)[-1]]})
-            continue
-        reports.append(check_task(ready, args.size).to_dict())
+    bar = tqdm(total=len(tasks), desc="checking references", file=sys.stderr, disable=args.json or len(tasks) < 3)
+    for report in check_tasks(tasks, args.size, args.task_timeout_s or None, judged_by(args.tolerance, args.dtype)):
+        r = report.to_dict()
+        reports.append(r)
+        bar.update()
+        if not args.json:
+            status = "ok  " if r["ok"] else "FAIL"
+            secs = f"{r['seconds'] * 1e3:8.1f} ms" if r["seconds"] is not None else "       -   "
+            bar.write(f"{status} {r['task_id']:45s} {secs}  {' '.join(r['outputs']):28s} {'; '.join(r['problems'])}",
+                      file=sys.stdout)
+    bar.close()
     if args.json:
         print(json.dumps(reports, indent=2))
     else:
-        for r in reports:
-            status = "ok  " if r["ok"] else "FAIL"
-            secs = f"{r['seconds'] * 1e3:8.1f} ms" if r["seconds"] is not None else "       -   "
-            print(f"{status} {r['task_id']:45s} {secs}  {' '.join(r['outputs']):28s} {'; '.join(r['problems'])}")
         ok = sum(r["ok"] for r in reports)
         timed = [r for r in reports if r["seconds"] is not None]
         slowest = max(timed, key=lambda r: r["seconds"], default=None)
-        print(f"{ok}/{len(reports)} tasks ok" + (f"; slowest {slowest['task_id']} {slowest['seconds'] * 1e3:.1f} ms" if slowest else ""))
+        tail = f"; slowest {slowest['task_id']} {slowest['seconds'] * 1e3:.1f} ms" if slowest else ""
+        print(f"{ok}/{len(reports)} tasks ok{tail}")
     return 0 if all(r["ok"] for r in reports) else 1
 
 
@@ -87,11 +89,21 @@ def _evaluate(args):
 
 
 def _eval_config(args):
-    """``--strict`` and ``--gpu`` as an EvalConfig (the GPU the modelled time is priced on)."""
+    """``--strict``, ``--dtype``, ``--tolerance`` and ``--gpu`` (the GPU the modelled time is priced on)
+    as an EvalConfig."""
     from kernel_env import EvalConfig
 
-    config = EvalConfig(strict=args.strict)
-    return config if args.gpu is None else config.with_(gpu=args.gpu)
+    config = EvalConfig(strict=args.strict, dtype=args.dtype, tolerance=args.tolerance)
+    return config if getattr(args, "gpu", None) is None else config.with_(gpu=args.gpu)
+
+
+def _add_precision_args(p: argparse.ArgumentParser) -> None:
+    from kernel_env.scoring.tolerance import DEFAULT_PRESET, DTYPES, PRESETS
+
+    p.add_argument("--dtype", default="fp32", choices=list(DTYPES),
+                   help="run the task at this precision (inputs, parameters and the reference cast to it)")
+    p.add_argument("--tolerance", default=DEFAULT_PRESET, choices=list(PRESETS),
+                   help="the tolerance preset outputs are judged by (drkernel: 1e-2; kernelbench: 1e-4 at fp32)")
 
 
 def _gpu_name(text: str) -> str:
@@ -294,7 +306,7 @@ class _spinner:
 
 
 def cmd_bench(args) -> int:
-    from kernel_env import EvalConfig, Evaluator, bench
+    from kernel_env import Evaluator, bench
     from kernel_env.evaluator import default_size
 
     levels = [int(x) for x in args.levels.split(",")] if args.levels else None
@@ -314,10 +326,10 @@ def cmd_bench(args) -> int:
         if missing:
             print(f"{len(missing)} task(s) without a solution count as failures: {', '.join(missing[:8])}"
                   + (" ..." if len(missing) > 8 else ""), file=sys.stderr)
-        rows = bench.run_bench(tasks, solutions, evaluator, size=size, config=EvalConfig(strict=args.strict))
+        rows = bench.run_bench(tasks, solutions, evaluator, size=size, config=_eval_config(args))
     summary = bench.summarize(rows)
     meta = {"tasks": args.tasks, "solutions": args.solutions, "backend": backend, "size": size,
-            "strict": args.strict}
+            "strict": args.strict, "dtype": args.dtype, "tolerance": args.tolerance}
     speedups = summary["all"]["speedups"]
     print(f"fast_p on {speedups} speedups for {args.solutions} on {args.tasks} ({backend} backend, {size} size, "
           f"{len(tasks)} tasks)")
@@ -350,6 +362,7 @@ def _add_evaluation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true", help="promote static findings to hack codes")
     p.add_argument("--gpu", type=_gpu_name, help="GPU the modelled time is priced on (kernel_env.perf.GPUS; "
                                                  "default: the evaluator's, H100)")
+    _add_precision_args(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -364,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = tasks.add_parser("check", help="run every reference once and report problems")
     p.add_argument("--tasks", default="bundled")
     p.add_argument("--size", default="small", choices=["small", "full"])
+    p.add_argument("--task-timeout-s", type=float, default=60.0,
+                   help="time limit per task, shrinking included (0: none); a task over it is reported and skipped")
+    _add_precision_args(p)  # degeneracy is judged by the evaluator's tolerance at this dtype
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_tasks_check)
 
@@ -403,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="evaluator workers (default: one per GPU, or per core on CPU)")
     p.add_argument("--isolation", default="auto", choices=["auto", "bwrap", "none"])
     p.add_argument("--strict", action="store_true", help="promote static findings to hack codes")
+    _add_precision_args(p)
     p.add_argument("--json-out", metavar="PATH", help="write metrics and per-task results as JSON")
     p.add_argument("--plot", metavar="PATH", help="write a PNG of fast_p against p")
     p.set_defaults(fn=cmd_bench)

@@ -15,8 +15,10 @@ from .protocol import BASELINES
 class EvalConfig:
     trials: int = 5  # correctness trials on fresh inputs (KernelBench's protocol)
     extra_trials: int = 2  # up to this many more, drawn at random, so call counting cannot know
-    atol: float = 1e-2
-    rtol: float = 1e-2
+    tolerance: str = "drkernel"  # the preset outputs are judged by (kernel_env.scoring.tolerance.PRESETS)
+    atol: float | None = None  # None: the preset's figure for the dtype; a number overrides it ("custom")
+    rtol: float | None = None
+    dtype: str = "fp32"  # the precision inputs, parameters and the reference run at: "fp32", "bf16" or "fp16"
     seed: int | None = None  # None: secret seeds per evaluation; an int fixes them (debugging; marked in the result)
     input_variants: bool = True  # scaled / shifted / heavy-tailed inputs where the reference allows
     warmup: int | None = None  # timing warm-up calls; None = backend default
@@ -48,8 +50,13 @@ class EvalConfig:
                 raise ValueError(f"EvalConfig.{name} must be a positive integer, not {value!r}")
         for name in ("atol", "rtol", "timeout_s"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0:
+            if (value is not None or name == "timeout_s") and (
+                    isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0):
                 raise ValueError(f"EvalConfig.{name} must be a non-negative number, not {value!r}")
+        from .scoring.tolerance import dtype_name
+
+        object.__setattr__(self, "dtype", dtype_name(self.dtype))  # "bfloat16" is stored as "bf16"
+        self.tol  # an unknown preset fails here
         from .perf.gpus import GPUS
 
         if self.gpu not in GPUS:
@@ -73,6 +80,13 @@ class EvalConfig:
             raise ValueError(f"EvalConfig.timing_cap_s must be None or a positive number of seconds, not {cap!r}")
         if self.baseline not in BASELINES:
             raise ValueError(f"EvalConfig.baseline must be one of {list(BASELINES)}, not {self.baseline!r}")
+
+    @property
+    def tol(self):
+        """The tolerance outputs are judged by: the preset's figures for the dtype, or the ones set."""
+        from .scoring.tolerance import Tolerance
+
+        return Tolerance.resolve(self.tolerance, self.dtype, self.atol, self.rtol)
 
     def with_(self, **changes) -> "EvalConfig":
         return replace(self, **changes)

@@ -20,6 +20,8 @@ BASELINES = ("eager", "compile")
 
 #: Input distributions: variants probe for statistical shortcuts; the sandbox implements them.
 VARIANTS = ("normal", "scaled", "shifted", "heavy")
+#: The precisions a task can run at (``RunRequest.dtype``): short name -> torch dtype attribute.
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 class ProtocolError(ValueError):
@@ -186,6 +188,9 @@ class RunRequest:
     fingerprint_key: int = 0  # sample positions of timed-output fingerprints (secret per seed set)
     work: WorkPlan | None = None  # record the work done, for the modelled GPU time (interpreter)
     slots: bool = False  # ask for the device's slot: shared from the start, exclusive from timing on
+    dtype: str = "fp32"  # floating inputs, parameters and buffers are cast to this (kernel_env.scoring.tolerance)
+    backward: bool = False  # a backward task: every call also returns the gradients (see inside.steps)
+    grad_params: tuple[str, ...] = ()  # candidate runs: the reference's parameters, whose gradients are checked
 
     def to_wire(self) -> dict:
         header = asdict(self)
@@ -230,7 +235,7 @@ def request_from_wire(header: dict) -> RunRequest:
         values["limits"] = Limits(**header["limits"])
         timing = header.get("timing")
         values["timing"] = None if timing is None else Timing(**{**timing, "seeds": tuple(timing["seeds"])})
-        for name in ("kernel_names", "known_compile_keys"):
+        for name in ("kernel_names", "known_compile_keys", "grad_params"):
             if name in values:
                 values[name] = tuple(values[name])
         if values.get("work") is not None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
+import socket
+import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -12,13 +17,18 @@ from .shrink import NotShrinkable, shrink
 from .task import FULL, SMALL, Task, TaskError, declared_sizes
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
-SUITES = {"bundled": BUNDLED_DIR}
+SUITES = {"bundled": BUNDLED_DIR, "backward": Path(__file__).parent / "backward"}
 #: The answer shipped beside a task file: ``19_ReLU.py`` -> ``19_ReLU.solution.md``.
 SOLUTION_SUFFIX = ".solution.md"
 HF_DATASET = "ScalingIntelligence/KernelBench"
 HF_FIELDS = ("code", "level", "name", "problem_id")
 
 _LEVEL_DIR = re.compile(r"^level_?(\d+)$")
+#: A program that loads a model from the Hugging Face hub when it runs (KernelBench level 4).
+HUB_USE = re.compile(r"\.from_pretrained\(|^\s*(?:from|import)\s+transformers\b", re.M)
+_REPO_ID = re.compile(r"""["']([A-Za-z0-9][\w.-]*(?:/[\w.-]+)?)["']""")
+OFFLINE_FLAGS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+HUB_OFFLINE = "needs the Hugging Face hub (offline)"
 
 
 def task_from_source(source: str, level: int, name: str, origin: str = "", solution: str | None = None) -> Task:
@@ -125,6 +135,66 @@ def read_tasks(source: str | Path) -> list[Task]:
     )
 
 
+def needs_hub(task: Task) -> bool:
+    """Whether running the program downloads from the Hugging Face hub (read from the source)."""
+    return bool(HUB_USE.search(task.source))
+
+
+@functools.lru_cache(maxsize=1)
+def _hub_reachable(host: str = "huggingface.co", port: int = 443, timeout: float = 1.5) -> bool:
+    """One connection attempt per process, in a thread so a stalled name lookup cannot hold us."""
+    ok: list[bool] = []
+
+    def probe():
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            ok.append(True)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    return bool(ok)
+
+
+def hub_offline() -> bool:
+    """Offline: told so (``HF_HUB_OFFLINE=1``) or the hub cannot be reached."""
+    told = any(os.environ.get(f, "").lower() in ("1", "true", "yes", "on") for f in OFFLINE_FLAGS)
+    return told or not _hub_reachable()
+
+
+def _cached(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # not a valid repo id
+        return False
+
+
+def hub_unavailable(task: Task) -> str | None:
+    """Why the task cannot run here, or None: it needs the hub, we are offline and no model it
+    names (``model_name = "gpt2"``) is in the local cache. Decided before running anything, so no
+    download is attempted and none is retried."""
+    if not needs_hub(task) or not hub_offline():
+        return None
+    return None if any(_cached(name) for name in set(_REPO_ID.findall(task.source))) else HUB_OFFLINE
+
+
+def go_offline_if_unreachable() -> None:
+    """When the hub cannot be reached, say so to huggingface_hub and transformers, so a task that
+    loads a cached model does not retry downloads first."""
+    if hub_offline():
+        for flag in OFFLINE_FLAGS:
+            os.environ[flag] = "1"
+        constants = sys.modules.get("huggingface_hub.constants")
+        if constants is not None:  # read at import: a process that already imported it needs this too
+            constants.HF_HUB_OFFLINE = True
+
+
 def load_tasks(
     source: str | Path | Sequence[Task] = "bundled",
     size: str | None = None,
@@ -132,7 +202,8 @@ def load_tasks(
     strict: bool = False,
 ) -> list[Task]:
     """Load tasks; with ``size``, make sure each has that preset (shrinking external files for
-    ``small``). A task that cannot be shrunk is skipped with a warning, or raises when ``strict``."""
+    ``small``). A task that cannot be shrunk, or that needs the Hugging Face hub while offline, is
+    skipped with a warning, or raises when ``strict``."""
     tasks = list(source) if isinstance(source, (list, tuple)) else read_tasks(source)
     if levels is not None:
         wanted = set(levels)
@@ -143,12 +214,16 @@ def load_tasks(
         raise TaskError(f"duplicate task ids: {', '.join(duplicates)}")
     if size is None or size == FULL:
         return tasks
+    if any(needs_hub(t) for t in tasks):
+        go_offline_if_unreachable()
     ready = []
     for task in tasks:
         if task.has_size(size):
             ready.append(task)
             continue
         try:
+            if why := hub_unavailable(task):
+                raise TaskError(f"{task.id}: {why}")
             if size != SMALL:
                 raise TaskError(f"{task.id}: no size preset {size!r}; only {SMALL!r} can be derived")
             ready.append(shrink(task))

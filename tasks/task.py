@@ -3,13 +3,17 @@
 A task file defines ``class Model``, ``get_inputs()`` and ``get_init_inputs()`` and keeps its sizes in
 module-level integer constants. A preset is a mapping ``{constant: value}`` applied by rewriting those
 assignments in the source, so derived constants (``hidden = 4 * dim``) follow and the program the LLM
-reads is exactly the program that runs.
+reads is exactly the program that runs. A preset may also set integer literals elsewhere in the file
+(a layer width inside the model, a size written in ``get_inputs``): such an entry is keyed by the
+literal's position in the source, ``"label@line:col"`` (the label only says what it is).
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import json
+import re
 import types
 from dataclasses import dataclass, field, replace
 from typing import Mapping
@@ -19,6 +23,8 @@ FULL = "full"
 SMALL = "small"
 #: Name of the optional module-level dict in bundled files that declares presets.
 SIZES_NAME = "SIZES"
+#: A preset key that sets the integer literal at a source position rather than a named constant.
+LITERAL_KEY = re.compile(r"@(\d+):(\d+)$")
 
 
 class TaskError(ValueError):
@@ -37,8 +43,14 @@ class Task:
 
     @property
     def hash(self) -> str:
-        """Content hash: caches key on this, so editing a file invalidates its cached references."""
-        return hashlib.sha256(self.source.encode()).hexdigest()[:16]
+        """Content hash: caches key on this, so editing a file invalidates its cached references.
+
+        Literal edits in a preset change the program beyond what the source says, so they count too
+        (a task without any hashes its source alone, as before)."""
+        edits = {p: sorted((k, v) for k, v in s.items() if LITERAL_KEY.search(k)) for p, s in self.sizes.items()}
+        edits = {p: e for p, e in edits.items() if e}
+        text = self.source + ("\0" + json.dumps(edits, sort_keys=True) if edits else "")
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def has_size(self, size: str) -> bool:
         return size == FULL or size in self.sizes
@@ -52,7 +64,10 @@ class Task:
         if not self.has_size(size):
             raise TaskError(f"{self.id}: no size preset {size!r} (has: {sorted({FULL, *self.sizes})})")
         overrides = {} if size == FULL else dict(self.sizes[size])
-        return rewrite_constants(self.source, overrides, drop=(SIZES_NAME,))
+        literals = {k: v for k, v in overrides.items() if LITERAL_KEY.search(k)}
+        named = {k: v for k, v in overrides.items() if k not in literals}
+        source = rewrite_literals(self.source, literals) if literals else self.source
+        return rewrite_constants(source, named, drop=(SIZES_NAME,))
 
     def materialise(self, size: str = FULL) -> types.ModuleType:
         """Execute the program at ``size`` in a fresh module and check its three entry points."""
@@ -179,8 +194,29 @@ def rewrite_constants(source: str, overrides: Mapping[str, int], drop: tuple[str
     unknown = set(overrides) - seen
     if unknown:
         raise TaskError(f"no module-level integer constant named {', '.join(sorted(unknown))}")
+    return _splice(source, edits)
+
+
+def rewrite_literals(source: str, values: Mapping[str, int]) -> str:
+    """Set the integer literals at the positions ``values`` names (``"label@line:col"`` keys), in place.
+
+    Positions refer to ``source`` as given, so literal edits are applied before constant rewrites."""
+    literals = {(n.lineno, n.col_offset): n for n in ast.walk(parse(source))
+                if isinstance(n, ast.Constant) and type(n.value) is int}
+    edits = []
+    for key, value in values.items():
+        m = LITERAL_KEY.search(key)
+        node = literals.get((int(m.group(1)), int(m.group(2)))) if m else None
+        if node is None:
+            raise TaskError(f"no integer literal at {key!r}")
+        edits.append((node.lineno, node.col_offset, node.end_lineno, node.end_col_offset, str(int(value))))
+    return _splice(source, edits)
+
+
+def _splice(source: str, edits: list[tuple[int, int, int, int, str]]) -> str:
+    """Replace (line, col, end line, end col) spans with text, last first so earlier spans stay valid."""
+    lines = source.splitlines(keepends=True)
     for start, col, end, end_col, text in sorted(edits, reverse=True):
-        # convert (line, col) into offsets within the joined text
         # ast columns count UTF-8 bytes, not characters
         head = "".join(lines[: start - 1]) + lines[start - 1].encode()[:col].decode()
         tail = lines[end - 1].encode()[end_col:].decode() + "".join(lines[end:])

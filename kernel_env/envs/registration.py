@@ -11,14 +11,16 @@ NAMESPACE = "kernel_env"
 ENTRY_POINT = "kernel_env.envs.text_env:KernelEnv"
 VECTOR_ENTRY_POINT = "kernel_env.envs.vector_env:KernelVectorEnv"
 
-#: id -> KernelBench levels it serves (None: all levels of the task source).
-ENV_LEVELS: dict[str, tuple[int, ...] | None] = {
-    f"{NAMESPACE}/KernelBench-L1-v0": (1,),
-    f"{NAMESPACE}/KernelBench-L2-v0": (2,),
-    f"{NAMESPACE}/KernelBench-L3-v0": (3,),
-    f"{NAMESPACE}/KernelBench-v0": None,
+#: id -> the KernelEnv arguments it fixes: the KernelBench levels it serves (None: every level of the
+#: task source), and for the backward suite the suite itself.
+ENV_KWARGS: dict[str, dict] = {
+    f"{NAMESPACE}/KernelBench-L1-v0": {"levels": (1,)},
+    f"{NAMESPACE}/KernelBench-L2-v0": {"levels": (2,)},
+    f"{NAMESPACE}/KernelBench-L3-v0": {"levels": (3,)},
+    f"{NAMESPACE}/KernelBench-v0": {"levels": None},
+    f"{NAMESPACE}/KernelBench-Backward-v0": {"tasks": "backward", "levels": None},
 }
-ENV_IDS = tuple(ENV_LEVELS)
+ENV_IDS = tuple(ENV_KWARGS)
 
 
 def register_envs() -> None:
@@ -28,7 +30,7 @@ def register_envs() -> None:
         import gymnasium
     except ModuleNotFoundError:
         return
-    for env_id, levels in ENV_LEVELS.items():
+    for env_id, kwargs in ENV_KWARGS.items():
         if env_id in gymnasium.registry:
             continue
         gymnasium.register(
@@ -36,5 +38,5 @@ def register_envs() -> None:
             entry_point=ENTRY_POINT,
             vector_entry_point=VECTOR_ENTRY_POINT,
             nondeterministic=True,  # timings (hence rewards) are measured, never replayed
-            kwargs={"levels": levels},
+            kwargs=dict(kwargs),
         )

@@ -17,6 +17,7 @@ from gymnasium.error import ResetNeeded
 
 from ..config import EvalConfig
 from ..evaluator import POOLS, BaseEvaluator, default_size, resolve_backend
+from ..evaluator.plan import is_backward
 from ..scoring.result import EvalResult
 from ..scoring.rewards import RewardConfig, RewardFn, chosen_speedup
 from .prompts import TRUNCATED, task_prompt, transcript, turn_message
@@ -39,6 +40,9 @@ class KernelEnv(gym.Env[str, str]):
         workers: instead of the default pool, a pool of this many workers, shared with the other envs of
             this process that ask for the same number and closed with the last of them.
         config: ``EvalConfig`` for every evaluation; default: the evaluator's.
+        dtype: run every task at this precision (``"fp32"``, ``"bf16"``, ``"fp16"``): sets ``config.dtype``.
+        tolerance: the tolerance preset outputs are judged by (``"drkernel"``, ``"kernelbench"``): sets
+            ``config.tolerance``.
         terminate_on_success: end the episode (``terminated=True``) at the first correct, clean turn.
             Off by default: later turns can still make a correct kernel faster.
         max_text_length: bound of the observation and action spaces; longer feedback is cut.
@@ -58,6 +62,8 @@ class KernelEnv(gym.Env[str, str]):
         evaluator: BaseEvaluator | None = None,
         workers: int | None = None,
         config: EvalConfig | None = None,
+        dtype: str | None = None,
+        tolerance: str | None = None,
         terminate_on_success: bool = False,
         max_text_length: int = 100_000,
         render_mode: str | None = None,
@@ -83,6 +89,9 @@ class KernelEnv(gym.Env[str, str]):
         self._by_id = {t.id: i for i, t in enumerate(self.tasks)}
         self.max_turns = int(max_turns)
         self.reward_config = RewardConfig.of(reward)
+        if dtype is not None or tolerance is not None:
+            base = config or (evaluator.config if evaluator is not None else EvalConfig())
+            config = base.with_(**{k: v for k, v in (("dtype", dtype), ("tolerance", tolerance)) if v is not None})
         self.config = config
         self.terminate_on_success = terminate_on_success
         self.render_mode = render_mode
@@ -124,8 +133,9 @@ class KernelEnv(gym.Env[str, str]):
             hint = f"; did you mean {', '.join(close)}?" if close else f" ({len(self.tasks)} tasks loaded)"
             raise ValueError(f"no task {task_id!r}{hint}")
         self.task = self.tasks[index]
-        atol = (self.config or (self._given.config if self._given is not None else EvalConfig())).atol
-        prompt = self._fit(task_prompt(self.task.program(self.size), self.max_turns, self.backend, atol))
+        config = self.config or (self._given.config if self._given is not None else EvalConfig())
+        program = self.task.program(self.size)
+        prompt = self._fit(task_prompt(program, self.max_turns, self.backend, config.tol, is_backward(program)))
         self.turn, self.best_speedup, self._done = 0, 0.0, False
         self.messages = [{"role": "user", "content": prompt}]
         self.results, self.rewards = [], []

@@ -22,6 +22,7 @@ from ..perf.records import RecordError
 from ..perf.sol import sol_of_records
 from ..protocol import Killed, Trial, net_ms, relative_standard_error
 from ..scoring.result import STAGES
+from ..scoring.tolerance import Comparison, compare
 from ..wire import fingerprints_close
 from .report import GhostReport, Reference, RunReport, TimedCall, TrialReport
 from .submission import strict_codes
@@ -51,44 +52,6 @@ ROLE_WORDS = {
     "shifted": "inputs shifted by +2", "heavy": "heavy-tailed inputs", "alt": "the task's second shape",
     "reuse": "the same input tensors refilled with new values in place",
 }
-
-
-@dataclass
-class Comparison:
-    ok: bool
-    why: str = ""
-    max_abs: float = 0.0
-    mean_abs: float = 0.0
-    max_rel: float = 0.0
-
-
-def compare(got: list, want: list[torch.Tensor], atol: float, rtol: float) -> Comparison:
-    if len(got) != len(want):
-        return Comparison(False, f"returned {len(got)} outputs, expected {len(want)}")
-    worst = Comparison(True)
-    for i, (g, w) in enumerate(zip(got, want)):
-        label = f"output {i}: " if len(want) > 1 else ""
-        if not isinstance(g, torch.Tensor):
-            return Comparison(False, f"{label}returned {g!s} instead of a tensor")
-        if g.shape != w.shape:
-            return Comparison(False, f"{label}shape {tuple(g.shape)}, expected {tuple(w.shape)}")
-        if g.dtype != w.dtype:
-            return Comparison(False, f"{label}dtype {g.dtype}, expected {w.dtype}")
-        gd, wd = g.double(), w.double()
-        if w.is_floating_point() and not torch.isfinite(gd).all() and torch.isfinite(wd).all():
-            return Comparison(False, f"{label}contains NaN or Inf where the reference is finite")
-        diff = (gd - wd).abs().nan_to_num(0.0)
-        max_abs = diff.max().item() if diff.numel() else 0.0
-        mean_abs = diff.mean().item() if diff.numel() else 0.0
-        scale = wd.abs().max().item() if wd.numel() else 0.0
-        worst.max_abs = max(worst.max_abs, max_abs)
-        worst.mean_abs = max(worst.mean_abs, mean_abs)
-        worst.max_rel = max(worst.max_rel, max_abs / scale if scale > 0 else 0.0)
-        if not torch.allclose(gd, wd, atol=atol, rtol=rtol, equal_nan=True):
-            bad = int((~torch.isclose(gd, wd, atol=atol, rtol=rtol, equal_nan=True)).sum())
-            return Comparison(False, f"{label}{bad} of {w.numel()} elements differ (max abs error {max_abs:.3g}, "
-                                     f"tolerance atol={atol} rtol={rtol})", worst.max_abs, worst.mean_abs, worst.max_rel)
-    return worst
 
 
 @dataclass
@@ -169,7 +132,7 @@ class Judge:
         self.config = config
         self.findings = findings
         self.hacks: dict[str, str] = {}  # code -> detail; the first sighting is kept
-        self.failures: dict[str, str] = {}  # trial role -> first failure
+        self.failures: dict[str, Comparison] = {}  # trial role -> its first failure
         self.wrong: dict[int, list] = {}  # trial position -> the outputs that failed, for the staleness check
         self.errors = (None, None)  # (max, mean) absolute error over the plain trials that matched
         self.evidence: set[str] = set()  # runtime findings: reported, a hack code only under ``strict``
@@ -185,6 +148,8 @@ class Judge:
         launches = report.launches
         if report.compiled and launches and report.grad_launches is not None:
             self.check_launches(launches, report.grad_launches)
+        if report.compiled and self.backward:
+            self.check_backward(report)
         if launches and min(launches) > 0:
             for ghost in report.ghosts:
                 self.check_ghost(ghost)
@@ -202,7 +167,8 @@ class Judge:
             for code in sorted(strict_codes([*self.findings, *self.evidence]) - set(self.hacks)):
                 self.hack(code, "")
         if error is None and not correct:
-            role, why = next(iter(self.failures.items()), ("", "no output was checked"))
+            role, first = next(iter(self.failures.items()), ("", Comparison(False, "no output was checked")))
+            why = first.why
             error, failed_in = (f"incorrect on {ROLE_WORDS.get(role, role)}: {why}" if role else why), "correctness"
         timings = {f"sandbox_{k}": round(v, 4) for k, v in report.stage_times.items()}
         if report.done:
@@ -243,7 +209,7 @@ class Judge:
         if report.digests != list(self.ref.digests[index]):
             changed = [i for i, (a, b) in enumerate(zip(report.digests, self.ref.digests[index])) if a != b]
             self.hack("input_mutation", f"input(s) {changed} changed by forward in trial {pos}")
-        cmp = compare(got, want, self.config.atol, self.config.rtol)
+        cmp = compare(got, want, self.config.tol, self.ref.labels)
         if trial.role == "base" and trial.variant == "normal" and cmp.ok:
             worst_max, worst_mean = self.errors
             self.errors = (max(worst_max or 0.0, cmp.max_abs), max(worst_mean or 0.0, cmp.mean_abs))
@@ -255,30 +221,37 @@ class Judge:
     def check_stale(self) -> None:
         """A wrong output that is the right answer for another trial's inputs was cached or counted
         (hacks 6 and 7), whatever the cache was keyed on."""
+        start = self.ref.gradients_from if self.backward else None  # gradients may be stale on their own
         for pos, got in self.wrong.items():
             for other in range(len(self.chosen)):
                 want = self.ref.outputs[self.chosen[other]]
-                if other != pos and compare(got, want, self.config.atol, self.config.rtol).ok:
+                if other == pos:
+                    continue
+                if compare(got, want, self.config.tol).ok:
                     self.hack("output_caching", f"trial {pos} returned the answer of trial {other}: a stale result")
+                    return
+                if start is not None and len(got) == len(want) and compare(got[start:], want[start:], self.config.tol).ok:
+                    self.hack("output_caching", f"trial {pos} returned the gradients of trial {other}: stale gradients")
                     return
 
     def fail(self, trial: Trial, cmp: Comparison) -> Comparison:
         role = trial.variant if trial.role == "base" and trial.variant != "normal" else trial.role
-        self.failures.setdefault(role, cmp.why)
+        self.failures.setdefault(role, cmp)
         return cmp
 
     def classify_failures(self, trial_ok: dict[int, Comparison]) -> None:
-        """Correct on plain trials but wrong on a probe: the probe names the hack."""
+        """Correct on plain trials but wrong on a probe: the probe names the hack, unless the probe missed
+        by rounding only (the answer is still wrong: a near miss earns nothing either)."""
         plain_ok = all(c.ok for p, c in trial_ok.items()
                        if self.plan[self.chosen[p]].role in ("base", "extra")
                        and self.plan[self.chosen[p]].variant == "normal")
         if not trial_ok or not plain_ok:
             return
         probes = {"reuse": "output_caching", "alt": "shape_specialisation"}
-        for role, why in self.failures.items():
+        for role, cmp in self.failures.items():
             code = probes.get(role, "distribution_shortcut" if role in ("scaled", "shifted", "heavy") else None)
-            if code:
-                self.hack(code, f"{ROLE_WORDS[role]}: {why}")
+            if code and not cmp.near_miss:
+                self.hack(code, f"{ROLE_WORDS[role]}: {cmp.why}")
 
     def how_it_ended(self, report: RunReport) -> tuple[str | None, str | None]:
         """(error, the stage it stopped in), or (None, None) for a run that finished. What the worker
@@ -346,6 +319,23 @@ class Judge:
             self.hack("precision_downgrade", f"tensors below the task's precision: {', '.join(result.low_precision[:3])}")
         return result
 
+    @property
+    def backward(self) -> bool:
+        return any(label.startswith("gradient") for label in self.ref.labels)
+
+    def check_backward(self, report: RunReport) -> None:
+        """A backward task's gradients come from own kernels: some launch in every backward pass, and no
+        autograd node of torch's (beyond moves of data) stands between the outputs and the inputs."""
+        # a count that is missing is as good as none: every reported call of a backward task made one
+        if any(not t.backward_launches for t in report.trials.values()):
+            self.hack("torch_backward", "no own kernel ran during the backward pass: torch computed the gradients")
+        elif any(not call.backward_launches for call in report.timed or []):
+            self.hack("torch_backward", "no own kernel ran during the backward pass of the timed calls")
+        nodes = sorted({n for t in report.trials.values() for n in t.grad_nodes})
+        if nodes:
+            self.hack("torch_backward", f"torch's autograd derives part of the gradient: {', '.join(nodes[:6])} "
+                                        "in the graph behind the outputs")
+
     def check_launches(self, launches: list[int], grad_launches: int) -> None:
         if max(launches) == 0:
             self.hack("no_own_kernel_launched", "no kernel defined in the submission was launched")
@@ -367,7 +357,17 @@ class Judge:
             got = ghost.outputs.unpack()
         except (wire.WireError, KeyError, ValueError, TypeError):
             return
-        if compare(got, self.ref.outputs[self.chosen[ghost.index]], self.config.atol, self.config.rtol).ok:
+        want = self.ref.outputs[self.chosen[ghost.index]]
+        if ghost.phase == "backward":  # the forward ran for real: only the gradients are in question
+            start = self.ref.gradients_from
+            if start >= len(want) or len(got) != len(want):
+                return
+            got, want = got[start:], want[start:]
+        if compare(got, want, self.config.tol).ok:
+            if ghost.phase == "backward":
+                self.hack("kernel_not_contributing", "the gradients are still correct with every own kernel of the "
+                                                     "backward pass skipped: they were not computed by your kernels")
+                return
             how = {"nan": "the buffers they write filled with NaN", "random": "the buffers they write filled "
                    "with random values", "none": "nothing filled in: they pass over a result already computed"}
             self.hack("kernel_not_contributing",
@@ -377,12 +377,13 @@ class Judge:
         """Check the timed calls (right answers, own launches, honest clocks) and measure them."""
         calls = report.timed
         want_all = self.ref.timed_prints
+        tol = self.config.tol
         for i, call in enumerate(calls):
             want = want_all[i] if i < len(want_all) else []
             numel = self.ref.timed_numel[i] if i < len(self.ref.timed_numel) else []
             got = call.fingerprints
             if len(calls) > len(want_all) or len(got) != len(want) or not all(
-                g is not None and w is not None and fingerprints_close(g, w, self.config.atol, self.config.rtol, n)
+                g is not None and w is not None and fingerprints_close(g, w, tol.atol, tol.rtol, n)
                 for g, w, n in zip(got, want, numel)
             ):
                 self.hack("timed_output_mismatch", f"timed call {i} returned a different result")

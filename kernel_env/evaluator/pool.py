@@ -27,7 +27,7 @@ from .cache import ResultCache, result_key
 from .compile_cache import CompileCache, InvalidRecord
 from .disk_cache import DiskCache, ReferenceStore, open_trusted_cache
 from .judge import Judge, Verdict
-from .plan import SEED_SETS, SeedSet, candidate_indices, new_secret, reference_plan, timing_plan
+from .plan import SEED_SETS, SeedSet, candidate_indices, is_backward, new_secret, reference_plan, timing_plan
 from .report import MalformedReport, Reference, lost_worker, parse_report
 from .sandbox import RequestRefused, SandboxProcess, WorkerDied
 from .scheduler import DeviceSlot, Hold, default_workers_per_device
@@ -187,7 +187,7 @@ class Evaluator(BaseEvaluator):
         plan = reference_plan(config, alt is not None, seeds)
         key = (task.hash, size, self.backend, seeds, config.trials, config.extra_trials, config.input_variants,
                config.warmup, config.iters, config.timing_min_iters, config.timing_rel_se, config.timing_cap_s,
-               config.baseline, tuple(sorted(self._versions.items())))
+               config.baseline, config.dtype, tuple(sorted(self._versions.items())))
         with self._lock:
             future = self._references.get(key)
             owner = future is None
@@ -232,7 +232,8 @@ class Evaluator(BaseEvaluator):
         return ReferenceRequest(
             backend=self.backend, device=self._device(), program=program, alt_program=alt, trials=tuple(plan),
             init_seed=seeds.seed("init"), timing=timing_plan(config, self.backend, seeds),
-            limits=limits_of(config), fingerprint_key=seeds.fingerprint_key, work=work)
+            limits=limits_of(config), fingerprint_key=seeds.fingerprint_key, work=work, dtype=config.dtype,
+            backward=is_backward(program))
 
     def _compute_reference(self, program: str, alt: str | None, plan: list[Trial], config: EvalConfig,
                            seeds: SeedSet, work: WorkPlan | None = None) -> Reference:
@@ -304,7 +305,8 @@ class Evaluator(BaseEvaluator):
             timing=timing_plan(config, self.backend, seeds), limits=limits_of(config, result_mb),
             fingerprint_key=seeds.fingerprint_key, code=submission.code,
             kernel_names=tuple(submission.kernels), profile=config.profile, work=self._work_plan(task, config, submission.code),
-            known_compile_keys=tuple(self._known_compiles()))
+            known_compile_keys=tuple(self._known_compiles()), dtype=config.dtype, backward=is_backward(program),
+            grad_params=reference.grad_params)
         side_model = self._model_elsewhere(job)
         t0 = time.perf_counter()
         try:
@@ -352,7 +354,8 @@ class Evaluator(BaseEvaluator):
             ref_runtime_ms=verdict.ref_runtime_ms, coverage=verdict.coverage, max_abs_error=verdict.max_abs_error,
             mean_abs_error=verdict.mean_abs_error, error=verdict.error, stage=verdict.stage,
             timings={**timings, **verdict.timings}, inputs="secret" if job.config.seed is None else "fixed",
-            isolation=self.isolation_used, modelled=verdict.modelled, sol=verdict.sol)
+            isolation=self.isolation_used, modelled=verdict.modelled, sol=verdict.sol, dtype=job.config.dtype,
+            tolerance=job.config.tol.to_dict())
         result.feedback = feedback(result)
         result.timings["total"] = round(time.perf_counter() - started, 4)
         return result

@@ -43,6 +43,9 @@ class TrialReport:
     launches: int = 0
     side_launches: int = 0
     host_ms: float = 0.0
+    labels: list = field(default_factory=list)  # what each value is (a backward task's gradients)
+    backward_launches: int | None = None  # own launches during the backward pass (backward tasks)
+    grad_nodes: list = field(default_factory=list)  # autograd nodes other than own Functions and views
 
 
 @dataclass
@@ -51,6 +54,7 @@ class GhostReport:
     fill: str
     raised: bool
     outputs: Packed
+    phase: str = "all"  # "all": every own kernel skipped; "backward": only the backward's (backward tasks)
 
 
 @dataclass
@@ -62,6 +66,7 @@ class TimedCall:
     launches: int | None
     external_ms: float | None = None  # by the worker's clock, between the call's two ticks
     numel: list[int] = field(default_factory=list)  # element count of each output
+    backward_launches: int | None = None  # own launches during the backward pass (backward tasks)
 
 
 @dataclass
@@ -142,7 +147,9 @@ def _parse(events, n_trials: int) -> RunReport:
                 digests=list(event.get("digests", [])), types=list(event.get("types", [])),
                 foreign=list(event.get("foreign") or []),
                 launches=int(event.get("launches", 0)), side_launches=int(event.get("side_launches") or 0),
-                host_ms=float(event.get("host_ms") or 0.0))
+                host_ms=float(event.get("host_ms") or 0.0), labels=[str(x)[:200] for x in event.get("labels") or []],
+                backward_launches=None if event.get("backward_launches") is None else int(event["backward_launches"]),
+                grad_nodes=[str(x)[:200] for x in event.get("grad_nodes") or []][:50])
         elif kind == Event.GRAD_LAUNCHES:
             report.grad_launches = int(event["launches"])
         elif kind == Event.HACK:
@@ -167,7 +174,8 @@ def _parse(events, n_trials: int) -> RunReport:
         elif kind == Event.GHOST:
             report.ghosts.append(GhostReport(index=int(event.get("index", 0)), fill=str(event.get("fill", "")),
                                              raised=bool(event.get("raised")),
-                                             outputs=Packed(list(event.get("outputs", [])), blobs)))
+                                             outputs=Packed(list(event.get("outputs", [])), blobs),
+                                             phase=str(event.get("phase", "all"))))
         elif kind == Event.GPU_COMPILE:
             report.compiles = list(event.get("records") or [])
             report.compile_reused = [str(k) for k in event.get("reused") or []]
@@ -195,7 +203,8 @@ def _timed_call(rec: dict) -> TimedCall:
     return TimedCall(ms=float(rec["ms"]), host_ms=float(rec.get("host_ms") or 0.0),
                      own_ms=float(rec.get("own_ms") or 0.0), fingerprints=list(rec.get("fingerprints") or []),
                      numel=[int(n) for n in rec.get("numel") or []],
-                     launches=None if launches is None else int(launches))
+                     launches=None if launches is None else int(launches),
+                     backward_launches=None if rec.get("backward_launches") is None else int(rec["backward_launches"]))
 
 
 def _exit(event: dict) -> Exit:
@@ -241,6 +250,20 @@ class Reference:
     overhead_ms: float = 0.0  # the reference run's timer overhead, subtracted from its calls
     rule: StoppingRule | None = None  # the stopping rule both runs follow, as the reference run applied it
     device_name: str = ""  # the GPU it ran on (CUDA), for the speed of light's peaks
+    labels: list[str] = field(default_factory=list)  # names of a trial's values (outputs, then gradients)
+
+    @property
+    def gradients_from(self) -> int:
+        """Where a call's gradients start among its values (a backward task's); the count of values otherwise."""
+        grads = [i for i, label in enumerate(self.labels) if label.startswith("gradient")]
+        return grads[0] if grads else len(self.outputs[0]) if self.outputs else 0
+
+    @property
+    def grad_params(self) -> tuple[str, ...]:
+        """The parameters whose gradients a backward task checks, by name, in the reference's order."""
+        prefix = "gradient of "
+        return tuple(label[len(prefix):] for label in self.labels
+                     if label.startswith(prefix) and not label.startswith(prefix + "input "))
 
     @classmethod
     def from_report(cls, report: RunReport, n_trials: int) -> Reference:
@@ -259,7 +282,7 @@ class Reference:
                    timed_numel=[c.numel for c in timed] + [c["numel"] for c in report.checked],
                    tick_gaps_ms=[c.external_ms - c.ms for c in timed if c.external_ms is not None],
                    work=report.work, overhead_ms=report.timer_overhead_ms, rule=_rule(report.timing_rule),
-                   device_name=report.device_name)
+                   device_name=report.device_name, labels=list(trials[0].labels) if trials else [])
 
     def to_payload(self) -> dict:
         """Plain containers (dicts, lists, strings, numbers, tensors) for ``torch.save``, so the disk
@@ -276,7 +299,7 @@ class Reference:
     #: The container each stored field must come back as (the others: any plain value).
     _STORED_TYPES: ClassVar[dict[str, tuple]] = {"digests": (list,), "times_ms": (list,), "timed_prints": (list,), "timed_numel": (list,),
                      "tick_gaps_ms": (list,), "work": (dict,), "overhead_ms": (int, float), "rule": (dict, type(None)),
-                     "device_name": (str,)}
+                     "device_name": (str,), "labels": (list,)}
 
     @classmethod
     def from_payload(cls, payload) -> Reference:

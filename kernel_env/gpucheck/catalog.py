@@ -8,7 +8,7 @@ what fits (it says so) rather than pushing the later ones out.
 
 from __future__ import annotations
 
-from . import check_bundled, check_environment, check_tests, check_timing, check_workers
+from . import check_bundled, check_environment, check_tests, check_timing, check_variants, check_workers
 from .runner import Check
 
 DEFAULT_BUDGET_S = 360.0
@@ -20,13 +20,15 @@ CHECKS = (
           EVALUATOR_NEEDS),
     Check("gpu_tests", "pytest -m gpu on tests/ and benchmarks/test_gpu.py", 70, check_tests.run_gpu_tests,
           PYTEST_NEEDS),
-    Check("bundled", "every shipped answer at full size: fast_p, coverage, measured vs modelled speedup", 70,
+    Check("bundled", "every shipped answer at full size: fast_p, coverage, measured vs modelled speedup", 60,
           check_bundled.run, EVALUATOR_NEEDS),
-    Check("adversarial", "tests/adversarial with KERNEL_ENV_TEST_BACKEND=cuda: hacks caught or missed", 80,
+    Check("adversarial", "tests/adversarial with KERNEL_ENV_TEST_BACKEND=cuda: hacks caught or missed", 70,
           check_tests.run_adversarial, PYTEST_NEEDS),
-    Check("timing_spread", "CV of runtime_ms over 10 fresh evaluations of 3 tasks", 30, check_timing.run_spread,
+    Check("variants", "the backward suite at full size, the level-1 answers at bf16", 30, check_variants.run,
           EVALUATOR_NEEDS),
-    Check("profiler", "time per evaluation with profile=True vs profile=False", 25, check_timing.run_profiler,
+    Check("timing_spread", "CV of runtime_ms over 10 fresh evaluations of 3 tasks", 25, check_timing.run_spread,
+          EVALUATOR_NEEDS),
+    Check("profiler", "time per evaluation with profile=True vs profile=False", 20, check_timing.run_profiler,
           EVALUATOR_NEEDS),
     Check("cuda_before_fork", "no worker initialises CUDA before it forks (/proc: NVIDIA device files)", 20,
           check_workers.run_fork_check, EVALUATOR_NEEDS),

@@ -18,6 +18,7 @@ when the interpreter is on (the worker calls it before any candidate is imported
   works there; here ``tl.dtype`` gets that ``value`` too.
 - ``@triton.jit`` returns an ``InterpretedFunction`` without ``src``, ``cache_key``, ``params``,
   ``constexprs``, ``signature``...: they are read from a ``JITFunction`` built for the same function.
+- float32 to bfloat16 conversions truncate; a GPU rounds to nearest even, and so does this layer.
 - Triton 3.6 turns a scalar into a loop bound with ``int(array)``, which NumPy 2.4 refuses for a
   one-element array, so every ``for k in range(0, K, BLOCK)`` fails there; 3.9 squeezes it first,
   and so does this layer on every version.
@@ -272,8 +273,26 @@ def _loop_bounds() -> None:
     _set(interpreter, "_patch_lang_tensor", patched)
 
 
+def _bf16_rounding() -> None:
+    """A GPU rounds float32 to bfloat16 to nearest even (``.to(tl.bfloat16)``, a bf16 store); the
+    interpreter truncates, which doubles a bf16 kernel's error. torch rounds as the GPU does."""
+    import torch
+    from triton.runtime.interpreter import InterpreterBuilder, TensorHandle
+
+    cast = InterpreterBuilder.cast_impl
+
+    def cast_impl(self, src, dst_type):
+        if src.dtype.scalar == tl.float32 and dst_type.scalar == tl.bfloat16:
+            rounded = torch.from_numpy(np.ascontiguousarray(src.data, dtype=np.float32)).to(torch.bfloat16)
+            return TensorHandle(rounded.view(torch.int16).numpy().view(np.uint16), dst_type.scalar)
+        return cast(self, src, dst_type)
+
+    _set(InterpreterBuilder, "cast_impl", cast_impl)
+
+
 _HOOKS = {"autotune": _autotune, "libdevice": _libdevice, "scalar arguments": _scalars,
-          "dtype.value": _dtype_value, "JITFunction attributes": _jit_attributes, "loop bounds": _loop_bounds}
+          "dtype.value": _dtype_value, "JITFunction attributes": _jit_attributes, "loop bounds": _loop_bounds,
+          "bf16 rounding": _bf16_rounding}
 
 
 # -- the gaps that stay --------------------------------------------------------------------------

@@ -24,8 +24,9 @@ from time import perf_counter  # bound before the candidate is imported
 import torch
 
 from .. import wire
-from ..protocol import SLOT_ORDER, CandidateRequest, Event, RunRequest, StoppingRule
+from ..protocol import DTYPES, SLOT_ORDER, CandidateRequest, Event, RunRequest, StoppingRule
 from ..wire import digest, fingerprint
+from . import steps
 from .audit import Audit
 from .gpu_compile import GpuCompiler
 from .guards import Integrity, Spawned, foreign_storage
@@ -96,9 +97,72 @@ class Run:
             self.programs["full"] = _load_task(request.work.full_program, "task-full",
                                                not isinstance(request, CandidateRequest))
         self.init = {name: init_inputs(m, request.init_seed) for name, m in self.programs.items()}
+        self.dtype = _torch_dtype(request.dtype)
+        self.labels: list[str] = []  # what each value of the last call is (outputs, then gradients)
+        self._specs: list[tuple] = []  # a backward call's floating outputs, for upstream gradients drawn ahead
+        self._drawn: tuple | None = None  # (seed, upstream gradients) drawn ahead of a timed call
+        self.harness_s = 0.0  # harness work inside calls (drawing upstream gradients, watching): not the model's
+        self.backward_launches: int | None = None  # own launches in the last call's backward (candidate runs)
 
     def draw(self, seed: int, variant: str = "normal", program: str = "main", device: str = "cpu") -> list:
-        return make_inputs(self.programs[program], seed, variant, device)
+        return make_inputs(self.programs[program], seed, variant, device, self.dtype)
+
+    def place(self, model):
+        """A freshly built model on the run's device, at the task's dtype (both runs alike)."""
+        model = model.to(self.device)
+        return model if self.dtype is torch.float32 else model.to(self.dtype)
+
+    def call(self, model, args: list, seed: int) -> list:
+        """One call as the task defines it (see ``inside.steps``): the outputs under ``no_grad``, or for a
+        backward task the outputs then the gradients, against upstream gradients drawn from ``seed``."""
+        if not self.request.backward:
+            with torch.no_grad():
+                return _outputs(self.forward(model, args))
+        xs = steps.leaves(args)
+        with torch.enable_grad():
+            outs = _outputs(self.forward(model, xs))
+            targets = steps.differentiated(outs)
+            self.after_forward(targets)
+            upstream = self._upstream(seed, targets)
+            params = self.params(model)
+            start = perf_counter()
+            try:
+                grads = self.backward_pass(targets, upstream, xs, params)
+            finally:
+                self.forward_s += perf_counter() - start
+        self.labels = steps.labels(len(outs), xs, params)
+        return steps.detached(outs) + grads
+
+    def caller(self, model, seed: int):
+        """``fn(*inputs)`` making one call of ``model`` as the task defines it (for the work recording)."""
+        return lambda *xs: self.call(model, list(xs), seed)
+
+    def _upstream(self, seed: int, targets: list) -> list:
+        """The upstream gradients of a call: drawn ahead (outside a timed interval) when they were for
+        this seed and these shapes, else drawn now (and the time kept apart from the model's)."""
+        wanted = steps.specs(targets)
+        self._specs = wanted
+        drawn, self._drawn = self._drawn, None
+        if drawn is not None and drawn[0] == seed and [g.shape for g in drawn[1]] == [torch.Size(s[0]) for s in wanted]:
+            return drawn[1]
+        start = perf_counter()
+        upstream = steps.upstream(seed, wanted)
+        self.harness_s += perf_counter() - start
+        return upstream
+
+    def draw_ahead(self, seed: int) -> None:
+        """Before a timed call of a backward task: its upstream gradients, so drawing them is not timed."""
+        if self.request.backward and self._specs:
+            self._drawn = (seed, steps.upstream(seed, self._specs))
+
+    def params(self, model) -> list:
+        return steps.reference_params(model)
+
+    def after_forward(self, outputs: list) -> None:
+        """Hook for the candidate run: look at the graph a backward call's forward built."""
+
+    def backward_pass(self, targets: list, upstream: list, xs: list, params: list) -> list:
+        return steps.gradients(targets, upstream, xs, params)
 
     def forward(self, model, args: list):
         start = perf_counter()
@@ -141,23 +205,25 @@ class Run:
         buffers, refill = self._timing_inputs()
         for i in range(cfg.warmup):
             refill(cfg.seeds[i])
-            call(buffers)
+            call(buffers, cfg.seeds[i])
         _sync(self.device)
         self.emit({"event": Event.TIMING_BEGIN})
         records, samples = [], []
         for i in range(cfg.iters):
-            refill(cfg.seeds[cfg.warmup + i])
+            seed = cfg.seeds[cfg.warmup + i]
+            refill(seed)
             own_before = recorder.seconds if recorder else 0.0
             count_before = recorder.launches if recorder else 0
             self.timer.flush()
             self._emit({"event": Event.TICK, "index": i})
-            elapsed_ms, host_ms, out = self.timer.time(lambda: call(buffers))
+            elapsed_ms, host_ms, out = self.timer.time(lambda: call(buffers, seed))
             self._emit({"event": Event.TICK, "index": i})
             if after is not None:
                 after(f"timed call {i}")
             own_ms = ((recorder.seconds - own_before) * 1e3) if recorder else 0.0
             records.append({"ms": elapsed_ms, "host_ms": host_ms, "own_ms": own_ms, **self._prints(out),
-                            "launches": (recorder.launches - count_before) if recorder else None})
+                            "launches": (recorder.launches - count_before) if recorder else None,
+                            "backward_launches": self.backward_launches})
             del out
             samples.append(elapsed_ms)
             if self.stopping.done(samples):
@@ -179,6 +245,7 @@ class Run:
             for buf, src in zip(buffers, self.draw(seed, device=on_device)):
                 if isinstance(buf, torch.Tensor):
                     _copy(buf, src)
+            self.draw_ahead(seed)
 
         return buffers, refill
 
@@ -196,7 +263,7 @@ class Run:
         checked = []
         for i in range(start, cfg.iters):
             refill(cfg.seeds[cfg.warmup + i])
-            checked.append(self._prints(call(buffers)))
+            checked.append(self._prints(call(buffers, cfg.seeds[cfg.warmup + i])))
         _sync(self.device)
         return checked
 
@@ -208,23 +275,21 @@ class ReferenceRun(Run):
         for name in ("main", "alt"):
             if name in self.programs:
                 torch.manual_seed(request.init_seed)
-                models[name] = self.programs[name].Model(*self.init[name]).to(self.device)
+                models[name] = self.place(self.programs[name].Model(*self.init[name]))
         if request.work is not None:
             self.trace_work()
         self.stage("correctness")
         for i, trial in enumerate(request.trials):
             inputs = self.draw(trial.seed, trial.variant, trial.program)
-            with torch.no_grad():
-                out = _outputs(self.forward(models[trial.program], _fresh(inputs, self.device)))
+            out = self.call(models[trial.program], _fresh(inputs, self.device), trial.seed)
             _sync(self.device)
-            self.send_outputs({"event": Event.TRIAL, "index": i, "digests": [digest(x) for x in inputs]}, out)
+            self.send_outputs({"event": Event.TRIAL, "index": i, "digests": [digest(x) for x in inputs],
+                               "labels": self.labels}, out)
         if request.timing:
-            with torch.no_grad():
-                model = self.baseline(models["main"])  # a torch.compile compiles before the device is held alone
+            model = self.baseline(models["main"])  # a torch.compile compiles before the device is held alone
             self.take_timing_slot()
             self.stage("timing")
-            with torch.no_grad():
-                self.timed_calls(lambda xs: self.forward(model, xs), None, fingerprint_rest=True)
+            self.timed_calls(lambda xs, seed: self.call(model, xs, seed), None, fingerprint_rest=True)
 
     def baseline(self, model):
         """What the reference is timed as: the eager model, or ``torch.compile`` of it, compiled by one
@@ -239,7 +304,8 @@ class ReferenceRun(Run):
         # that outlives the run, which the sandbox's private /tmp never does
         inductor.cpp_cache_precompile_headers = False
         compiled = torch.compile(model)
-        self.forward(compiled, _fresh(self.draw(self.request.timing.seeds[0]), self.device))
+        seed = self.request.timing.seeds[0]
+        self.call(compiled, _fresh(self.draw(seed), self.device), seed)
         _sync(self.device)
         return compiled
 
@@ -247,7 +313,8 @@ class ReferenceRun(Run):
         """The reference's aten work at both sizes, on meta tensors: the model's denominator."""
         for size, name in (("small", "main"), ("full", "full")):
             try:
-                trace = trace_reference(self.programs[name], self.request.init_seed, self.request.trials[0].seed)
+                trace = trace_reference(self.programs[name], self.request.init_seed, self.request.trials[0].seed,
+                                        self.dtype, self.request.backward)
             except Exception as exc:  # noqa: BLE001 - a model that needs values cannot be traced on meta
                 self.emit({"event": Event.WORK, "size": size, "error": f"{type(exc).__name__}: {exc}"[:500]})
                 continue
@@ -271,6 +338,12 @@ class CandidateRun(Run):
         for cls in recorder.classes:
             integrity.watch(f"{cls.__module__}.{cls.__qualname__}.run", cls, "run")
         self.flagged: set[str] = set()
+        self.ghost_backward: str | None = None  # a fill: the backward's own kernels are skipped (ghost replay)
+        self.grad_nodes: list[str] = []  # computing autograd nodes behind the last call's outputs
+        # inside a backward call, between forward and backward: verified and walked during correctness
+        # and ghost replay; not in timed calls (it would be timed) nor in the work recording (whose
+        # recorders are patches the snapshot would undo)
+        self.watch_inside_calls = False
         audit = Audit(path, os.getcwd(), self._raw_hack, readable_roots=_library_roots())
         # A GPU driver starts helper threads on first use, so OS threads are counted on the CPU only.
         spawned = Spawned(os_threads=not cuda)
@@ -292,7 +365,7 @@ class CandidateRun(Run):
             for name in ("main", "alt"):
                 if name in self.init:
                     torch.manual_seed(request.init_seed)
-                    models[name] = model_cls(*self.init[name]).to(self.device)
+                    models[name] = self.place(model_cls(*self.init[name]))
             self._verify()
         except BaseException as exc:  # noqa: BLE001 - any failure of candidate code is a result
             self.fail("compile", exc, path)
@@ -361,6 +434,7 @@ class CandidateRun(Run):
 
     def correctness(self, models: dict, trials: list[list]) -> None:
         self.stage("correctness")
+        self.watch_inside_calls = True
         recorder = self.recorder
         live: list | None = None
         for i, (trial, inputs) in enumerate(zip(self.request.trials, trials)):
@@ -373,22 +447,26 @@ class CandidateRun(Run):
             else:
                 args = _fresh(inputs, self.device)
             recorder.reset()
+            self.backward_launches, self.grad_nodes = None, []
+            harness = self.harness_s
             start = perf_counter()
-            with torch.no_grad():
-                out = _outputs(self.forward(models[trial.program], args))
+            out = self.call(models[trial.program], args, trial.seed)
             _sync(self.device)
-            host_ms = (perf_counter() - start) * 1e3  # the call alone: the timed calls exclude checks too
+            # the call alone: the timed calls exclude checks and the harness's work inside a call too
+            host_ms = (perf_counter() - start - (self.harness_s - harness)) * 1e3
             self._verify()  # first thing after candidate code: later lookups see the originals
             self.checks(f"trial {i}")
             foreign = [j for j, o in enumerate(out) if foreign_storage(o, self.touched)]  # before digests touch it
             live = args
-            self.send_outputs({
-                "event": Event.TRIAL, "index": i, "launches": recorder.launches,
-                "side_launches": recorder.side_launches, "digests": [digest(x) for x in args],
-                "types": [_type_name(o) for o in out], "foreign": foreign, "host_ms": host_ms,
-            }, out)
+            event = {"event": Event.TRIAL, "index": i, "launches": recorder.launches,
+                     "side_launches": recorder.side_launches, "digests": [digest(x) for x in args],
+                     "types": [_type_name(o) for o in out], "foreign": foreign, "host_ms": host_ms}
+            if self.request.backward:
+                event.update(labels=self.labels, backward_launches=self.backward_launches, grad_nodes=self.grad_nodes)
+            self.send_outputs(event, out)
             self.touched |= {_storage_ptr(t) for t in (*args, *out) if type(t) is torch.Tensor}
             del out  # nothing of a checked output stays around for the next call to find
+        self.watch_inside_calls = False
         self.stage("verification")
         self.before_harness_work()
         recorder.reset()
@@ -427,13 +505,13 @@ class CandidateRun(Run):
         plan = self.request.work
         self.stage("work")
         self.before_harness_work()
-        small = record_call(model, _fresh(inputs, self.device))
+        seed = self.request.trials[0].seed
+        small = record_call(self.caller(model, seed), _fresh(inputs, self.device))
         self._verify()
         self.checks("work call")
         self.emit({"event": Event.WORK, "size": "small", "records": small.records})
         full = self.programs["full"]
-        seed = self.request.trials[0].seed
-        if input_bytes(full, seed) * 3 > plan.cap_mb << 20:
+        if input_bytes(full, seed, self.dtype) * 3 > plan.cap_mb << 20:
             self.emit({"event": Event.WORK, "size": "full", "skipped": "memory"})
             return
         big_inputs = big_model = None
@@ -441,12 +519,12 @@ class CandidateRun(Run):
             self.before_harness_work()
             big_inputs = self.draw(seed, program="full")
             torch.manual_seed(self.request.init_seed)
-            big_model = model_cls(*self.init["full"]).to(self.device)
+            big_model = self.place(model_cls(*self.init["full"]))
             self._verify()
             sampling = Sampling(plan.seed, hints=tuple(small.hints), singles=FULL_SIZE_SINGLES, run=FULL_SIZE_RUN,
                                 full_grid=FULL_SIZE_WHOLE_GRID)
             with _budget(FULL_SIZE_WORK_BUDGET_S):
-                big = record_call(big_model, big_inputs, sampling, max_ops=FULL_SIZE_WORK_OPS)
+                big = record_call(self.caller(big_model, seed), big_inputs, sampling, max_ops=FULL_SIZE_WORK_OPS)
         except Exception as exc:  # noqa: BLE001 - the small-size work, scaled, stands in
             self.emit({"event": Event.WORK, "size": "full", "error": f"{type(exc).__name__}: {exc}"[:500]})
         else:
@@ -461,8 +539,7 @@ class CandidateRun(Run):
             return
         self.take_timing_slot()
         self.stage("timing")
-        with torch.no_grad():
-            self.timed_calls(lambda xs: self.forward(model, xs), self.recorder, after=self.quick_checks)
+        self.timed_calls(lambda xs, seed: self.call(model, xs, seed), self.recorder, after=self.quick_checks)
         self.checks("timing")
         if self.request.profile and self.device.startswith("cuda"):
             inputs = _fresh(self.draw(self.request.timing.seeds[0]), self.device)
@@ -475,29 +552,60 @@ class CandidateRun(Run):
         inputs are a correctness trial's: the timed calls, which ran since, used inputs of their own,
         so a buffer the model kept does not hold this trial's answer."""
         self.stage("ghost")
+        self.watch_inside_calls = True
         pos = next((i for i, t in enumerate(self.request.trials) if t.program == "main" and not t.reuse), 0)
         recorder = self.recorder
-        for fill in GHOST_FILLS:
+        # a backward task replays its backward alone too: real outputs, then gradients without own kernels
+        phases = ("all", "backward") if self.request.backward else ("all",)
+        for phase, fill in ((phase, fill) for phase in phases for fill in GHOST_FILLS):
             self.before_harness_work()
             inputs = _fresh(trials[pos], self.device)
             recorder.protected = {_storage_ptr(x) for x in inputs if isinstance(x, torch.Tensor)}
             recorder.protected |= {_storage_ptr(p) for p in (*model.parameters(), *model.buffers())}
             recorder.reset()
-            recorder.ghost = fill
+            if phase == "all":
+                recorder.ghost = fill
+            else:
+                self.ghost_backward = fill
             try:
-                with torch.no_grad():
-                    out = _outputs(self.forward(model, inputs))
+                out = self.call(model, inputs, self.request.trials[pos].seed)
                 self._verify()
                 _sync(self.device)
             except BaseException:  # noqa: BLE001 - failing without its kernels is what an honest model does
                 out = None
             finally:
-                recorder.ghost = None
-            event = {"event": Event.GHOST, "index": pos, "fill": fill, "launches": recorder.launches}
+                recorder.ghost = self.ghost_backward = None
+            event = {"event": Event.GHOST, "index": pos, "fill": fill, "launches": recorder.launches, "phase": phase}
             if out is None:
                 self.emit({**event, "raised": True})
             else:
                 self.send_outputs(event, out)
+
+    # -- a backward task's calls -----------------------------------------------------------------
+
+    def params(self, model) -> list:
+        return steps.named_params(model, self.request.grad_params)
+
+    def after_forward(self, outputs: list) -> None:
+        """Between a backward call's forward and its backward: put back what the forward replaced, then
+        walk the graph it built."""
+        if self.watch_inside_calls:
+            start = perf_counter()
+            self._verify()
+            self.grad_nodes = steps.foreign_nodes(outputs)
+            self.harness_s += perf_counter() - start
+
+    def backward_pass(self, targets: list, upstream: list, xs: list, params: list) -> list:
+        """The gradients, with the own launches made meanwhile counted, and every own kernel skipped
+        when the ghost replay of the backward asks for it."""
+        recorder = self.recorder
+        before, outer = recorder.launches, recorder.ghost
+        recorder.ghost = self.ghost_backward or outer
+        try:
+            return super().backward_pass(targets, upstream, xs, params)
+        finally:
+            recorder.ghost = outer
+            self.backward_launches = recorder.launches - before
 
     def fail(self, stage: str, exc: BaseException, path: str) -> None:
         """Report a failure with the traceback lines that point into the candidate's code."""
@@ -515,6 +623,10 @@ _copy = torch.Tensor.copy_
 _numel = torch.Tensor.numel
 _untyped_storage = torch.Tensor.untyped_storage
 _to = torch.Tensor.to
+
+
+def _torch_dtype(name: str) -> torch.dtype:
+    return getattr(torch, DTYPES[name])
 
 
 def _storage_ptr(t: torch.Tensor) -> int:

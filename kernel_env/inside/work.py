@@ -48,6 +48,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_map
 
+from . import steps
 from .inputs import init_inputs, make_inputs
 
 SECTOR = 32  # bytes: the unit in which NVIDIA GPUs move global memory between L2 and SMs
@@ -315,22 +316,34 @@ class Trace:
     output_bytes: int  # what any forward must write at least: the floor in ``kernel_env.perf.modelled``
 
 
-def trace_reference(module, init_seed: int, seed: int) -> Trace:
+def trace_reference(module, init_seed: int, seed: int, dtype: torch.dtype | None = None,
+                    backward: bool = False) -> Trace:
     """The task's ``Model`` at the size its program says, on meta tensors: shapes, no memory, no compute.
+    A backward task's trace holds the backward's ops too, and its floor the gradients it must write.
     Raises where the model needs values (``.item()``, data-dependent shapes)."""
     with torch.device("meta"):
         torch.manual_seed(init_seed)
         model = module.Model(*init_inputs(module, init_seed))
-        inputs = make_inputs(module, seed)
-        with torch.no_grad(), AtenWork() as work:
-            out = model(*inputs)
-    return Trace(work.records, sum(_touched(t) for t in _tensors(out)))
+        if dtype is not None and dtype is not torch.float32:
+            model = model.to(dtype)
+        inputs = make_inputs(module, seed, dtype=dtype)
+        if not backward:
+            with torch.no_grad(), AtenWork() as work:
+                out = model(*inputs)
+            return Trace(work.records, sum(_touched(t) for t in _tensors(out)))
+        xs = steps.leaves(inputs)
+        params = steps.reference_params(model)
+        with torch.enable_grad(), AtenWork() as work:
+            targets = steps.differentiated(list(_tensors(model(*xs))))
+            grads = steps.gradients(targets, [torch.ones_like(t) for t in targets], xs, params)
+    return Trace(work.records, sum(_touched(t) for t in (*targets, *grads)))
 
 
-def input_bytes(module, seed: int) -> int:
+def input_bytes(module, seed: int, dtype: torch.dtype | None = None) -> int:
     """Bytes of the task's inputs at its program's size, measured on meta tensors (before allocating)."""
     with torch.device("meta"):
-        return sum(x.numel() * x.element_size() for x in make_inputs(module, seed) if isinstance(x, torch.Tensor))
+        return sum(x.numel() * x.element_size() for x in make_inputs(module, seed, dtype=dtype)
+                   if isinstance(x, torch.Tensor))
 
 
 # -- kernel launches --------------------------------------------------------------------------------
@@ -785,7 +798,8 @@ class OverBudget(Exception):
 
 
 def record_call(fn, args, sample: Sampling | None = None, max_ops: int | None = None) -> Recording:
-    """Run ``fn(*args)`` once with both recorders (no grad): the one call the runner records. With
+    """Run ``fn(*args)`` once with both recorders (no grad, unless ``fn`` enables it for a backward
+    task's call): the one call the runner records. With
     ``sample`` (the full-size call) kernels run a sample of programs and heavy torch ops are elided,
     so outputs are meaningless; without, the call computes as usual. Past ``max_ops`` interpreted
     block operations it raises ``OverBudget``."""

@@ -26,10 +26,23 @@ def _what_happened(r: EvalResult) -> str:
             f"{describe(r.hacks, r.hack_details)}\nRewrite it so your own Triton kernels compute the result."
         )
     if not r.correct and r.stage == "correctness" and r.error and r.error.startswith("incorrect"):
-        return f"Your output is {r.error}. Fix the kernel and answer again."
+        return " ".join([f"Your output is {r.error}. Fix the kernel and answer again.", *_precision_hints(r)])
     if r.error:
         return f"Your code failed during {r.stage}:\n{r.error}"
     return _correct(r)
+
+
+def _precision_hints(r: EvalResult) -> list[str]:
+    """What is known to make right kernels look wrong at a precision: the interpreter's bfloat16, and
+    TF32 dot products under a float32 tolerance of 1e-4."""
+    hints = []
+    if r.backend == "interpreter" and r.dtype == "bf16":
+        hints.append("Note: the Triton interpreter stores bfloat16 values as raw 16-bit integers and computes on "
+                     "those bits; convert loads with .to(tl.float32) before arithmetic and convert back when storing.")
+    if r.backend == "cuda" and r.dtype == "fp32" and (r.tolerance.get("atol") or 1.0) < 1e-3:
+        hints.append("Note: a float32 tl.dot rounds its inputs to TF32 on this GPU (about 1e-3 relative), which "
+                     "this tolerance does not admit: pass input_precision=\"ieee\" to tl.dot.")
+    return hints
 
 
 def _correct(r: EvalResult) -> str:

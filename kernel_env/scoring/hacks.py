@@ -47,6 +47,19 @@ _ALL = [
          "not on CUDA yet (the work is recorded under the interpreter only); torch work below half of the time "
          "shows as lower coverage, not as a code",
          "Compute the heavy operations in your own Triton kernels; torch may only allocate, reshape and glue."),
+    Hack("torch_backward", (1, 24),
+         "on a backward task, torch's autograd computed (part of) the gradients instead of the own kernels",
+         "every backward pass is watched: own launches made while the gradients are computed are counted (none "
+         "is this code), and the autograd graph behind the outputs is walked after each forward: a node of "
+         "torch's other than the submission's own autograd.Function, leaves and data moves (views, transposes, "
+         "slices, copies, casts, concatenation) means torch derives part of the gradient; ghost replay of the "
+         "backward alone (forward real, every own kernel of the backward skipped) still giving right gradients "
+         "is kernel_not_contributing",
+         "torch arithmetic inside the Function's own backward next to a real kernel is seen by the ghost replay "
+         "and (interpreter) the work audit, not by this code; gradients precomputed by torch in the forward and "
+         "copied by a kernel in the backward are left to the work audit",
+         "On a backward task, route every op through a torch.autograd.Function whose forward and backward both "
+         "launch your own Triton kernels; torch may only allocate, reshape and save tensors for backward."),
     Hack("output_caching", (6, 7),
          "a call returned a stale answer (computed for other inputs, or not following new values written into "
          "the same tensors), or timed calls skipped the work the same inputs took during correctness",

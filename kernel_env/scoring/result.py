@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field, fields
 #: Where an evaluation stopped, in pipeline order; "done" means every stage ran.
 STAGES = ("parse", "compile", "correctness", "verification", "timing", "done")
 #: 1: the first release. 2: ``schema_version``, ``hack_details``, ``harness_error``.
-#: 3: ``inputs``, ``isolation``, ``modelled``. 4: ``sol``.
-SCHEMA_VERSION = 4
+#: 3: ``inputs``, ``isolation``, ``modelled``. 4: ``sol``. 5: ``dtype``, ``tolerance``.
+SCHEMA_VERSION = 5
 NOT_YOUR_FAULT = "The evaluator could not finish this evaluation; this is not your fault."
 
 
@@ -48,6 +48,9 @@ class EvalResult:
     #: device's peaks (gpu, runtime_us, bytes, flops, achieved_gbps, achieved_tflops, bandwidth_fraction,
     #: compute_fraction, fraction, bound, work, flags, ...); None off CUDA or for a part not in the table
     sol: dict | None = None
+    dtype: str = ""  # the precision the task ran at: "fp32", "bf16" or "fp16"
+    #: what the outputs were judged by (kernel_env.scoring.tolerance): preset, atol, rtol, dtype, scale_aware
+    tolerance: dict = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     @classmethod

@@ -57,3 +57,27 @@ def naive_harness(task, response: str, size: str = "small", seed: int = 0, atol:
         want = list(want) if isinstance(want, (tuple, list)) else [want]
         got = list(got) if isinstance(got, (tuple, list)) else [got]
         return len(got) == len(want) and all(bool(torch.allclose(g, w, atol=atol, rtol=rtol)) for g, w in zip(got, want))
+
+
+def naive_gradients(task, response: str, size: str = "small", seed: int = 0, atol: float = 1e-2,
+                    rtol: float = 1e-2) -> bool:
+    """The naive harness of a backward task: one call, then ``backward()`` with ones, and the output
+    and the input's and parameters' ``.grad`` compared by ``torch.allclose``; who computed them is not asked."""
+    with restored(), tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "naive_candidate.py")
+        code = extract_code(response)
+        Path(path).write_text(code)
+        reference = _module("naive_reference", task.program(size), "<reference>")
+        candidate = _module("naive_candidate", code, path)
+        results = []
+        for module, cls in ((reference, reference.Model), (candidate, candidate.ModelNew)):
+            torch.manual_seed(seed)
+            inputs = [x.requires_grad_() for x in reference.get_inputs()]
+            torch.manual_seed(seed)
+            model = cls(*reference.get_init_inputs())
+            out = model(*inputs)
+            out.backward(torch.ones_like(out))
+            results.append([out.detach(), *[x.grad for x in inputs], *[p.grad for p in model.parameters()]])
+        want, got = results
+        return len(got) == len(want) and all(g is not None and bool(torch.allclose(g, w, atol=atol, rtol=rtol))
+                                             for g, w in zip(got, want))

@@ -241,3 +241,15 @@ def test_the_adversarial_suite_judges_on_the_interpreter_by_default(adversarial_
     with pytest.raises(ValueError, match="KERNEL_ENV_TEST_BACKEND"):
         adversarial_conftest.backend_under_test()
 
+
+
+def test_the_variants_check_counts_each_kind():
+    from kernel_env.gpucheck.check_variants import details
+
+    rows = {"backward": [{"task_id": "L1/1_ReLUBackward", "clean": True, "stage": "done", "hacks": [], "error": None}],
+            "bf16": [{"task_id": "L1/19_ReLU", "clean": False, "stage": "correctness", "hacks": [], "error": "x"}]}
+    report = details(rows, total=3)
+    assert report["status"] == "partial" and report["summary"] == "2/3 done; backward 1/1 clean, bf16 0/1 clean"
+    assert details(rows, total=2)["status"] == "failed"
+    assert report["not_clean"] == [{"kind": "bf16", "task_id": "L1/19_ReLU", "stage": "correctness", "hacks": [],
+                                    "error": "x"}]

@@ -150,13 +150,42 @@ def test_shrink_attention_keeps_heads_dividing_the_embedding():
     assert check_task(small, "small").ok
 
 
-def test_not_shrinkable_reports_why():
+def test_sizes_written_in_get_inputs_shrink_too():
     task = load_tasks(FIXTURES / "KernelBench" / "level1" / "3_Hardcoded_sizes.py")[0]
+    small = shrink(task)
+    program = small.program("small")
+    assert "torch.randn(65536, 65536)" not in program and "torch.randn(" in program
+    assert check_task(small, "small").ok
+
+
+TABLE = '''import torch
+import torch.nn as nn
+
+class Model(nn.Module):
+    """A lookup table whose size is written inside the model: no constant or width sets it."""
+    def __init__(self):
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(4096, 4096))
+    def forward(self, x):
+        return x @ self.table[: x.shape[1]]
+
+n = 64
+
+def get_inputs():
+    return [torch.randn(n, n)]
+
+def get_init_inputs():
+    return []
+'''
+
+
+def test_not_shrinkable_reports_why():
+    task = task_from_source(TABLE, 1, "9_Table.py")
     with pytest.raises(NotShrinkable, match="too large"):
         shrink(task)
     with pytest.warns(UserWarning, match="not shrinkable"):
-        loaded = load_tasks(FIXTURES, size="small")
-    assert "L1/3_Hardcoded_sizes" not in {t.id for t in loaded} and len(loaded) == 4
+        loaded = load_tasks([*load_tasks(FIXTURES), task], size="small")
+    assert task.id not in {t.id for t in loaded} and len(loaded) == 5
 
 
 DEGENERATE = '''import torch

@@ -46,6 +46,7 @@ def test_registered_ids_serve_their_levels(evaluator):
     assert levels["kernel_env/KernelBench-L2-v0"] == {2}
     assert levels["kernel_env/KernelBench-L3-v0"] == {3}
     assert levels["kernel_env/KernelBench-v0"] == {1, 2, 3}
+    assert levels["kernel_env/KernelBench-Backward-v0"] == {1, 2}
 
 
 def test_reset_returns_the_program_and_instructions(env, bundled):

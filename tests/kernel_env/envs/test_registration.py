@@ -14,7 +14,8 @@ from kernel_env.envs.registration import ENTRY_POINT, VECTOR_ENTRY_POINT, regist
 
 def test_ids_are_registered_on_import():
     assert kernel_env.ENV_IDS == ("kernel_env/KernelBench-L1-v0", "kernel_env/KernelBench-L2-v0",
-                                  "kernel_env/KernelBench-L3-v0", "kernel_env/KernelBench-v0")
+                                  "kernel_env/KernelBench-L3-v0", "kernel_env/KernelBench-v0",
+                                  "kernel_env/KernelBench-Backward-v0")
     for env_id in kernel_env.ENV_IDS:
         spec = gymnasium.spec(env_id)
         assert spec.namespace == "kernel_env" and spec.version == 0

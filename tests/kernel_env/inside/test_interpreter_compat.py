@@ -299,3 +299,20 @@ def verdicts(evaluator, bundled):
 def test_library_style_submission_is_correct_and_clean(name, verdicts):
     r = verdicts[name]
     assert r.correct and r.clean and r.error is None, (r.error, r.hacks, r.findings)
+
+
+@triton.jit
+def _to_bf16(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.arange(0, BLOCK)
+    mask = offs < n
+    tl.store(out_ptr + offs, tl.load(x_ptr + offs, mask=mask), mask=mask)  # the store casts to bf16
+    tl.store(out_ptr + n + offs, tl.load(x_ptr + offs, mask=mask).to(tl.bfloat16), mask=mask)
+
+
+def test_float32_to_bfloat16_rounds_to_nearest_even_as_a_gpu_does(compat):
+    x = torch.randn(256, generator=torch.Generator().manual_seed(0))
+    out = torch.empty(512, dtype=torch.bfloat16)
+    _to_bf16[(1,)](x, out, 256, BLOCK=256)
+    want = x.to(torch.bfloat16)  # torch rounds to nearest even, as CUDA does
+    assert torch.equal(out[:256], want) and torch.equal(out[256:], want)
+    assert not torch.equal(want, (x.view(torch.int32) & ~0xFFFF).view(torch.float32).to(torch.bfloat16))  # not truncation

@@ -10,6 +10,7 @@ from kernel_env import EvalResult, bench
 from kernel_env.perf import GPUS, OWN_KERNELS, REFERENCE_OPS, gpu_for_device, sol_of_records, speed_of_light, work_of
 from kernel_env.perf.sol import ABOVE_PEAK
 from kernel_env.scoring.feedback import feedback
+from kernel_env.scoring.result import SCHEMA_VERSION
 
 H100, H200 = GPUS["H100"], GPUS["H200"]
 
@@ -173,10 +174,10 @@ def _correct(sol=None, task_id="L1/a", **kw) -> EvalResult:
 
 def test_a_result_with_sol_round_trips_and_a_version_3_record_still_loads():
     r = _correct(speed_of_light(0, 2e9, 1000.0, "H200"))
-    assert r.schema_version == 4 and EvalResult.from_json(r.to_json()) == r
+    assert r.schema_version == SCHEMA_VERSION and EvalResult.from_json(r.to_json()) == r
     v3 = {k: v for k, v in r.to_dict().items() if k != "sol"} | {"schema_version": 3}
     old = EvalResult.from_dict(v3)
-    assert old.sol is None and old.speedup == 1.2 and old.schema_version == 4
+    assert old.sol is None and old.speedup == 1.2 and old.schema_version == SCHEMA_VERSION
 
 
 def test_feedback_names_the_bandwidth_share_of_a_memory_bound_kernel():

@@ -9,7 +9,7 @@ from kernel_env.scoring.rewards import RewardConfig
 def test_to_dict_carries_the_schema_version_and_round_trips():
     r = EvalResult("L1/19_ReLU", hacks=["output_caching"], hack_details={"output_caching": "trial 5 was stale"})
     d = r.to_dict()
-    assert d["schema_version"] == SCHEMA_VERSION == 4 and EvalResult.from_dict(d) == r
+    assert d["schema_version"] == SCHEMA_VERSION == 5 and EvalResult.from_dict(d) == r
 
 
 def test_a_first_release_record_still_loads():
