@@ -17,7 +17,7 @@ import torch
 
 from .loaders import go_offline_if_unreachable, hub_unavailable, needs_hub
 from .shrink import NotShrinkable, shrink
-from .task import SMALL, Task
+from .task import SMALL, Task, declares_backward
 
 
 def _allclose(a: list, b: list, atol: float = 1e-2, rtol: float = 1e-2) -> bool:
@@ -101,7 +101,25 @@ def run_reference(module, seed: int, replace: dict | None = None,
         model(*inputs)  # warm-up: first calls pay for lazy initialisation, not for the task
         start = time.perf_counter()
         out = model(*inputs)
-    return _as_list(out), time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    if declares_backward(module):  # the gradients are checked too: they must be worth checking
+        return _with_gradients(model, inputs, seed), seconds
+    return _as_list(out), seconds
+
+
+def _with_gradients(model, inputs: list, seed: int) -> list:
+    """A backward task's values as the evaluator sees them: the outputs, then the gradients of every
+    floating input and parameter against standard-normal upstream gradients (zeros where unused)."""
+    leaves = [x.detach().requires_grad_() if isinstance(x, torch.Tensor) and x.is_floating_point() else x
+              for x in inputs]
+    wrt = [x for x in leaves if isinstance(x, torch.Tensor) and x.requires_grad]
+    wrt += [p for p in model.parameters() if p.requires_grad]
+    with torch.enable_grad():
+        outs = [o for o in _as_list(model(*leaves)) if isinstance(o, torch.Tensor) and o.is_floating_point()]
+    gen = torch.Generator().manual_seed(seed)
+    upstream = [torch.randn(o.shape, generator=gen).to(o.dtype) for o in outs]
+    grads = torch.autograd.grad(outs, wrt, upstream, allow_unused=True)
+    return [o.detach() for o in outs] + [torch.zeros_like(w) if g is None else g for g, w in zip(grads, wrt)]
 
 
 def _describe(value) -> str:
@@ -130,8 +148,11 @@ def check_task(task: Task, size: str = "small", seeds: tuple[int, int] = (0, 1),
         return report
     if not all(torch.isfinite(o).all() for o in first if o.is_floating_point()):
         report.problems.append("reference output has NaN or Inf")
-    if judged.close(first, second):
-        report.problems.append(f"near-constant output across seeds (within {judged.name}): a constant answer would pass")
+    constant = [i for i, (a, b) in enumerate(zip(first, second)) if judged.close([a], [b])]
+    if constant:  # one such value is enough: a constant answers it, whatever the others need
+        which = "" if len(first) == 1 else f" (value{'s' if len(constant) > 1 else ''} {', '.join(map(str, constant))})"
+        report.problems.append(f"near-constant output across seeds{which} (within {judged.name}): "
+                               "a constant answer would pass")
     else:
         for i in range(len(_inputs(module, seeds[0]))):
             probes = _probes(module, seeds[0], i)

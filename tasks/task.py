@@ -77,6 +77,11 @@ class Task:
         return replace(self, sizes={**self.sizes, **presets})
 
 
+def declares_backward(module: types.ModuleType) -> bool:
+    """A backward task says so at module level (``BACKWARD = True``): its gradients are checked too."""
+    return getattr(module, "BACKWARD", False) is True
+
+
 def exec_program(code: str, module_name: str, label: str) -> types.ModuleType:
     module = types.ModuleType(module_name)
     module.__file__ = f"<{label}>"

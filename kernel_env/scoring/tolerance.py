@@ -11,8 +11,9 @@ two numbers are comparable only when those agree.
   figures). TF32 cannot meet 1e-4: a float32 ``tl.dot`` needs ``input_precision="ieee"`` there.
 
 Scale-aware (the presets; figures set by hand are taken as given): the absolute tolerance never
-exceeds ``rtol`` times the reference output's root mean square. An output whose values all sit far below ``atol`` (a softmax over 16k classes is ~6e-5 per
-entry) would otherwise be matched by zeros; with the cap, a constant cannot pass by tolerance alone.
+exceeds ``rtol`` times the reference output's root mean square. An output whose values all sit far
+below ``atol`` (a softmax over 16k classes is ~6e-5 per entry) would otherwise be matched by zeros;
+with the cap, a constant cannot pass by tolerance alone.
 """
 
 from __future__ import annotations
