@@ -98,7 +98,8 @@ def _eval_config(args):
 
 
 def _add_precision_args(p: argparse.ArgumentParser) -> None:
-    from kernel_env.scoring.tolerance import DEFAULT_PRESET, DTYPES, PRESETS
+    from kernel_env.protocol import DTYPES
+    from kernel_env.scoring.tolerance import DEFAULT_PRESET, PRESETS
 
     p.add_argument("--dtype", default="fp32", choices=list(DTYPES),
                    help="run the task at this precision (inputs, parameters and the reference cast to it)")

@@ -86,8 +86,8 @@ def _probes(module, seed: int, index: int) -> list:
     return [redrawn, torch.randn_like(x)]
 
 
-def run_reference(module, seed: int, replace: dict | None = None,
-                  dtype: torch.dtype = torch.float32) -> tuple[list, float]:
+def run_reference(module, seed: int, replace: dict | None = None, dtype: torch.dtype = torch.float32,
+                  backward: bool = False) -> tuple[list, float]:
     """Build Model with ``seed`` and time a warm call on inputs drawn with ``seed`` (no grad), with
     the inputs ``replace`` maps by index swapped in, the model and floating inputs at ``dtype``."""
     inputs = _inputs(module, seed, dtype)
@@ -102,7 +102,7 @@ def run_reference(module, seed: int, replace: dict | None = None,
         start = time.perf_counter()
         out = model(*inputs)
     seconds = time.perf_counter() - start
-    if declares_backward(module):  # the gradients are checked too: they must be worth checking
+    if backward:  # a backward task's gradients are checked too: they must be worth checking
         return _with_gradients(model, inputs, seed), seconds
     return _as_list(out), seconds
 
@@ -137,8 +137,9 @@ def check_task(task: Task, size: str = "small", seeds: tuple[int, int] = (0, 1),
     report = TaskReport(task.id, size)
     try:
         module = task.materialise(size)
-        first, report.seconds = run_reference(module, seeds[0], dtype=dtype)
-        second, _ = run_reference(module, seeds[1], dtype=dtype)
+        backward = declares_backward(task.program(size))
+        first, report.seconds = run_reference(module, seeds[0], dtype=dtype, backward=backward)
+        second, _ = run_reference(module, seeds[1], dtype=dtype, backward=backward)
     except Exception as exc:  # a report, not a crash: the user checks many tasks at once
         report.problems.append(f"reference failed: {type(exc).__name__}: {exc}")
         return report
@@ -156,7 +157,7 @@ def check_task(task: Task, size: str = "small", seeds: tuple[int, int] = (0, 1),
     else:
         for i in range(len(_inputs(module, seeds[0]))):
             probes = _probes(module, seeds[0], i)
-            if probes and all(judged.close(first, run_reference(module, seeds[0], {i: p}, dtype)[0]) for p in probes):
+            if probes and all(judged.close(first, run_reference(module, seeds[0], {i: p}, dtype, backward)[0]) for p in probes):
                 report.problems.append(f"output does not depend on input {i}: it cannot be checked")
     report.ok = not report.problems
     return report

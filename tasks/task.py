@@ -77,9 +77,15 @@ class Task:
         return replace(self, sizes={**self.sizes, **presets})
 
 
-def declares_backward(module: types.ModuleType) -> bool:
-    """A backward task says so at module level (``BACKWARD = True``): its gradients are checked too."""
-    return getattr(module, "BACKWARD", False) is True
+def declares_backward(program: str) -> bool:
+    """A backward task says so at module level (``BACKWARD = True``): its calls return gradients too.
+    Read from the text, so the trusted side never executes a task to know."""
+    try:
+        tree = ast.parse(program)
+    except SyntaxError:
+        return False
+    return any(name == "BACKWARD" and isinstance(value, ast.Constant) and value.value is True
+               for name, _, value in _module_assignments(tree))
 
 
 def exec_program(code: str, module_name: str, label: str) -> types.ModuleType:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..scoring.tolerance import DTYPES, Tolerance
+from ..protocol import DTYPES
+from ..scoring.tolerance import Tolerance
 
 INSTRUCTIONS = """\
 Write a faster version of this program with custom Triton kernels.

@@ -15,9 +15,10 @@ from typing import Any, ClassVar
 import gymnasium as gym
 from gymnasium.error import ResetNeeded
 
+from tasks.task import declares_backward
+
 from ..config import EvalConfig
 from ..evaluator import POOLS, BaseEvaluator, default_size, resolve_backend
-from ..evaluator.plan import is_backward
 from ..scoring.result import EvalResult
 from ..scoring.rewards import RewardConfig, RewardFn, chosen_speedup
 from .prompts import TRUNCATED, task_prompt, transcript, turn_message
@@ -135,7 +136,7 @@ class KernelEnv(gym.Env[str, str]):
         self.task = self.tasks[index]
         config = self.config or (self._given.config if self._given is not None else EvalConfig())
         program = self.task.program(self.size)
-        prompt = self._fit(task_prompt(program, self.max_turns, self.backend, config.tol, is_backward(program)))
+        prompt = self._fit(task_prompt(program, self.max_turns, self.backend, config.tol, declares_backward(program)))
         self.turn, self.best_speedup, self._done = 0, 0.0, False
         self.messages = [{"role": "user", "content": prompt}]
         self.results, self.rewards = [], []

@@ -10,7 +10,6 @@ counting cannot know which call is the last one checked (hack 7).
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import random
 import secrets
@@ -55,16 +54,6 @@ def _hash(*parts) -> int:
 
 def new_secret() -> int:
     return secrets.randbits(128)
-
-
-def is_backward(program: str) -> bool:
-    """A backward task says so at module level (``BACKWARD = True``): its calls return gradients too."""
-    try:
-        tree = ast.parse(program)
-    except SyntaxError:
-        return False
-    return any(isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "BACKWARD" for t in node.targets)
-               and isinstance(node.value, ast.Constant) and node.value.value is True for node in tree.body)
 
 
 def reference_plan(config: EvalConfig, has_alt: bool, seeds: SeedSet) -> list[Trial]:

@@ -18,6 +18,8 @@ from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
+from tasks.task import declares_backward
+
 from ..config import EvalConfig, library_versions
 from ..protocol import CandidateRequest, ReferenceRequest, Trial, WorkPlan, limits_of
 from ..scoring.feedback import feedback
@@ -27,7 +29,7 @@ from .cache import ResultCache, result_key
 from .compile_cache import CompileCache, InvalidRecord
 from .disk_cache import DiskCache, ReferenceStore, open_trusted_cache
 from .judge import Judge, Verdict
-from .plan import SEED_SETS, SeedSet, candidate_indices, is_backward, new_secret, reference_plan, timing_plan
+from .plan import SEED_SETS, SeedSet, candidate_indices, new_secret, reference_plan, timing_plan
 from .report import MalformedReport, Reference, lost_worker, parse_report
 from .sandbox import RequestRefused, SandboxProcess, WorkerDied
 from .scheduler import DeviceSlot, Hold, default_workers_per_device
@@ -233,7 +235,7 @@ class Evaluator(BaseEvaluator):
             backend=self.backend, device=self._device(), program=program, alt_program=alt, trials=tuple(plan),
             init_seed=seeds.seed("init"), timing=timing_plan(config, self.backend, seeds),
             limits=limits_of(config), fingerprint_key=seeds.fingerprint_key, work=work, dtype=config.dtype,
-            backward=is_backward(program))
+            backward=declares_backward(program))
 
     def _compute_reference(self, program: str, alt: str | None, plan: list[Trial], config: EvalConfig,
                            seeds: SeedSet, work: WorkPlan | None = None) -> Reference:
@@ -305,7 +307,7 @@ class Evaluator(BaseEvaluator):
             timing=timing_plan(config, self.backend, seeds), limits=limits_of(config, result_mb),
             fingerprint_key=seeds.fingerprint_key, code=submission.code,
             kernel_names=tuple(submission.kernels), profile=config.profile, work=self._work_plan(task, config, submission.code),
-            known_compile_keys=tuple(self._known_compiles()), dtype=config.dtype, backward=is_backward(program),
+            known_compile_keys=tuple(self._known_compiles()), dtype=config.dtype, backward=declares_backward(program),
             grad_params=reference.grad_params)
         side_model = self._model_elsewhere(job)
         t0 = time.perf_counter()

@@ -5,6 +5,7 @@ honest look-alikes (the Function behind views, a transposed input made contiguou
 """
 
 import pytest
+import torch
 from backward_submissions import (
     ATTACKS,
     CACHED_GRADIENT,
@@ -18,7 +19,7 @@ from backward_submissions import (
 from naive_harness import naive_gradients
 
 from kernel_env import EvalConfig
-from kernel_env.evaluator.plan import is_backward
+from tasks.task import declares_backward
 
 TASK = backward_task()
 
@@ -32,8 +33,8 @@ FIXED = EvalConfig(seed=11)  # the same seed set for every test: the reference r
 
 
 def test_the_task_is_a_backward_task():
-    assert is_backward(TASK.program("small"))
-    assert not is_backward(TASK.program("small").replace("BACKWARD = True", "BACKWARD = False"))
+    assert declares_backward(TASK.program("small"))
+    assert not declares_backward(TASK.program("small").replace("BACKWARD = True", "BACKWARD = False"))
 
 
 @pytest.mark.parametrize("reply", [HONEST, HONEST_VIEWS, HONEST_TRANSPOSED], ids=["plain", "views", "transposed"])
@@ -86,3 +87,36 @@ def test_zero_gradients_of_a_mean_loss_do_not_pass_by_tolerance(evaluator, backw
     assert evaluator.evaluate(task, task.solution, config=FIXED).clean
     r = evaluator.evaluate(task, zeros, config=FIXED)
     assert not r.correct and "capped by the output's scale" in r.error
+
+
+def _backward_judge():
+    from kernel_env.evaluator.judge import Judge
+    from kernel_env.evaluator.report import Reference
+    from kernel_env.protocol import Trial
+
+    out = torch.ones(4)
+    reference = Reference(outputs=[[out, out]], digests=[["d"]], labels=["output", "gradient of input 0"])
+    return Judge([Trial(1)], [0], reference, EvalConfig(), [])
+
+
+def _backward_report(trial_launches, timed_launches, nodes=()):
+    from kernel_env.evaluator.report import Packed, RunReport, TimedCall, TrialReport
+
+    trial = TrialReport(0, Packed([], []), ["d"], launches=2, backward_launches=trial_launches, grad_nodes=list(nodes))
+    timed = [TimedCall(ms=1.0, host_ms=1.0, own_ms=1.0, fingerprints=[], launches=2, backward_launches=n)
+             for n in timed_launches]
+    return RunReport(compiled=True, trials={0: trial}, timed=timed)
+
+
+@pytest.mark.parametrize("trial, timed, nodes, caught", [
+    (1, [1, 1], (), False),  # honest: a launch in every backward, no torch node
+    (None, [1, 1], (), True),  # a report that drops the trial's count: as good as none
+    (1, [1, None], (), True),  # ... or a timed call's
+    (1, [1, 0], (), True),  # torch's backward in one timed call
+    (1, [1, 1], ("MulBackward0",), True),  # torch's autograd in the graph
+])
+def test_the_judge_reads_backward_evidence_strictly(trial, timed, nodes, caught):
+    judge = _backward_judge()
+    assert judge.backward
+    judge.check_backward(_backward_report(trial, timed, nodes))
+    assert ("torch_backward" in judge.hacks) is caught

@@ -4,9 +4,9 @@ import ast
 
 import pytest
 
-from kernel_env.evaluator.plan import is_backward
 from kernel_env.evaluator.submission import extract_code
 from tasks import load_tasks
+from tasks.task import declares_backward
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_the_suite_has_the_promised_tasks(suite):
     for word in ("ReLU", "Softmax", "LayerNorm", "RMSNorm", "Linear", "Loss", "Attention"):
         assert any(word in n for n in names), word
     for task in suite:
-        assert is_backward(task.program("small")) and task.solution, task.id
+        assert declares_backward(task.program("small")) and task.solution, task.id
         code = extract_code(task.solution)
         assert "torch.autograd.Function" in code and "def backward" in code, task.id
         assert _parameters(ast.parse(task.source), "Model") == _parameters(ast.parse(code), "ModelNew"), task.id
