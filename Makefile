@@ -1,6 +1,10 @@
 # Both targets do the whole set-up on a fresh machine, then run their job.
 PYTHON ?= python3
+# torch comes from pip's configured sources: PyPI's Linux wheel is the CUDA build (several GB). For the
+# CPU build say where it is: TORCH_INDEX=https://download.pytorch.org/whl/cpu (cu128, ... for CUDA);
+# TORCH=torch keeps a torch already in .venv. The line after the install says which build it got.
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -12,7 +16,8 @@ $(STAMP): pyproject.toml
 		|| echo "warning: bubblewrap is not installed; evaluations will run without a sandbox"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/python -c "import torch; print('torch', torch.__version__, f'(CUDA {torch.version.cuda})' if torch.version.cuda else '(CPU build)')"
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -444,7 +445,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_on_closed_pipe(run) -> int:
+    """``run()``, ending quietly when stdout is closed under us (``kernel-env tasks list | head``): the
+    reader has what it wanted, and Python's flush at exit would print a second traceback."""
+    try:
+        code = run()
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # what a shell reports for a command ended by SIGPIPE
+
+
 def main(argv: list[str] | None = None) -> int:
+    return quiet_on_closed_pipe(lambda: _run(argv))
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     try:

@@ -107,11 +107,21 @@ def read_export(path: Path) -> list[dict]:
 
 
 def read_hub(name: str) -> list[dict]:
+    """A dataset from the hub, or from the local cache when offline (told so, or the hub cannot be
+    reached): one quick probe instead of minutes of retried downloads."""
     try:
         import datasets
     except ImportError as exc:
         raise TaskError(f"loading hf:{name} needs the datasets package: pip install 'kernel-env[hf]'") from exc
-    data = datasets.load_dataset(name)
+    offline = hub_offline()
+    if offline:
+        go_offline_if_unreachable()
+        datasets.config.HF_HUB_OFFLINE = True  # read at import, like huggingface_hub's own flag
+    try:
+        data = datasets.load_dataset(name)
+    except (ConnectionError, FileNotFoundError, ValueError) as exc:
+        where = "the hub cannot be reached and it is not in the local cache" if offline else str(exc).splitlines()[0]
+        raise TaskError(f"hf:{name}: {where}") from exc
     return [row for split in sorted(data) for row in data[split]]
 
 
@@ -214,6 +224,10 @@ def load_tasks(
         raise TaskError(f"duplicate task ids: {', '.join(duplicates)}")
     if size is None or size == FULL:
         return tasks
+    if size != SMALL and tasks and not any(t.has_size(size) for t in tasks):
+        declared = sorted({name for t in tasks for name in t.sizes} - {SMALL})
+        raise TaskError(f"unknown size {size!r}: every task has {FULL!r} and {SMALL!r}"
+                        + (f"; some declare {', '.join(map(repr, declared))}" if declared else ""))
     if any(needs_hub(t) for t in tasks):
         go_offline_if_unreachable()
     ready = []

@@ -18,7 +18,7 @@ from gymnasium.error import ResetNeeded
 from tasks.task import declares_backward
 
 from ..config import EvalConfig
-from ..evaluator import POOLS, BaseEvaluator, default_size, resolve_backend
+from ..evaluator import POOLS, BaseEvaluator, default_size, require_local
 from ..scoring.result import EvalResult
 from ..scoring.rewards import RewardConfig, RewardFn, chosen_speedup
 from .prompts import TRUNCATED, task_prompt, transcript, turn_message
@@ -80,8 +80,9 @@ class KernelEnv(gym.Env[str, str]):
         if evaluator is not None:
             if backend not in ("auto", evaluator.backend):
                 raise ValueError(f"backend={backend!r} but the evaluator runs on {evaluator.backend!r}")
-            backend = evaluator.backend
-        self.backend = resolve_backend(backend)
+            self.backend = evaluator.backend
+        else:
+            self.backend = require_local(backend)  # fails here, not at the first step, without a GPU for "cuda"
         self.size = size or default_size(self.backend)
         self.tasks = load_tasks(tasks, size=self.size, levels=levels)
         if not self.tasks:
@@ -119,6 +120,16 @@ class KernelEnv(gym.Env[str, str]):
             else:
                 self._evaluator = POOLS.acquire(self.backend, self._workers)
         return self._evaluator
+
+    def __getstate__(self) -> dict:
+        """Picklable at any point of an episode: the pool this env holds stays behind (the copy takes
+        its own hold at its first step), and a given evaluator travels as a handle (the same pool in
+        this process, the default pool of its backend in another) with its config kept."""
+        state = self.__dict__.copy()
+        state["_evaluator"] = None
+        if self._given is not None:
+            state["config"] = self.config or self._given.config
+        return state
 
     # -- Gymnasium API --------------------------------------------------------------------------
 

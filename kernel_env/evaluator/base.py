@@ -7,7 +7,9 @@ by the last of the envs that hold it; sharing instead of copying (Gymnasium deep
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from abc import ABC, abstractmethod
 from concurrent.futures import Future
 
@@ -27,6 +29,26 @@ def resolve_backend(backend: str) -> str:
     return "cuda" if torch.cuda.is_available() else "interpreter"
 
 
+class BackendUnavailable(ValueError):
+    """The backend asked for cannot run on this machine (``backend="cuda"`` without a GPU torch can see)."""
+
+
+def require_local(backend: str) -> str:
+    """``backend`` resolved, and usable by workers on this machine: a local pool on ``"cuda"`` without a GPU
+    would accept work and then fail every task ("could not run the task's reference"), so it is refused
+    here, where the cause is known. (A Ray pool runs its workers elsewhere and checks the cluster instead.)"""
+    backend = resolve_backend(backend)
+    if backend == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            build = f"torch {torch.__version__} is a CPU build" if torch.version.cuda is None else \
+                f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU"
+            raise BackendUnavailable(f"backend='cuda' needs an NVIDIA GPU on this machine, and {build}; "
+                                     "use backend='interpreter' (or 'auto', which picks it here)")
+    return backend
+
+
 def default_size(backend: str) -> str:
     return "full" if backend == "cuda" else "small"
 
@@ -42,6 +64,7 @@ class BaseEvaluator(ABC):
         self._holders = 1  # the creator
         self._hold_lock = threading.Lock()
         self.closed = False
+        _LIVE[id(self)] = self
 
     @abstractmethod
     def submit(self, task, response: str, size: str | None = None, config: EvalConfig | None = None) -> Future:
@@ -95,3 +118,21 @@ class BaseEvaluator(ABC):
 
     def __deepcopy__(self, memo):
         return self  # a pool is shared, never copied: Gymnasium deep-copies env kwargs (``evaluator=``)
+
+    def __reduce__(self):
+        """Pickled, a pool travels as a handle: unpickled in this process it is the same pool; in another
+        (a subprocess, a Ray worker) it is that process's default pool of the same backend."""
+        return _reattach, (self.backend, id(self), os.getpid())
+
+
+#: pools alive in this process, by id: what an unpickled handle re-attaches to
+_LIVE: weakref.WeakValueDictionary[int, BaseEvaluator] = weakref.WeakValueDictionary()
+
+
+def _reattach(backend: str, key: int, pid: int) -> BaseEvaluator:
+    pool = _LIVE.get(key) if pid == os.getpid() else None
+    if pool is not None and not pool.closed:
+        return pool
+    from .shared import default_evaluator
+
+    return default_evaluator(backend)

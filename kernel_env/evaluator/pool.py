@@ -24,7 +24,7 @@ from ..config import EvalConfig, library_versions
 from ..protocol import CandidateRequest, ReferenceRequest, Trial, WorkPlan, limits_of
 from ..scoring.feedback import feedback
 from ..scoring.result import EvalResult
-from .base import BaseEvaluator, default_size, resolve_backend
+from .base import BaseEvaluator, default_size, require_local
 from .cache import ResultCache, result_key
 from .compile_cache import CompileCache, InvalidRecord
 from .disk_cache import DiskCache, ReferenceStore, open_trusted_cache
@@ -59,7 +59,7 @@ class Evaluator(BaseEvaluator):
                  workers_per_device: int | None = None, timing_slots: bool | None = None,
                  disk_cache: bool | DiskCache | None = None):
         super().__init__()
-        self.backend = resolve_backend(backend)
+        self.backend = require_local(backend)
         self.config = config or EvalConfig()
         self.isolation = isolation
         devices = self._device_count() if self.backend == "cuda" else 1

@@ -110,6 +110,27 @@ def test_unknown_source_is_a_clear_error():
         load_tasks("no-such-suite")
 
 
+def test_an_unknown_size_is_one_error_not_a_warning_per_task():
+    """``size="medium"`` used to give 0 tasks and 59 warnings."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TaskError, match="unknown size 'medium': every task has 'full' and 'small'"):
+            load_tasks("bundled", size="medium")
+
+
+def test_a_hub_dataset_offline_fails_at_once(monkeypatch):
+    """Offline, ``hf:NAME`` used to retry downloads for half a minute before a ConnectionError."""
+    pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
+    for flags in ("datasets.config", "huggingface_hub.constants"):  # restored after: read_hub sets them
+        monkeypatch.setattr(f"{flags}.HF_HUB_OFFLINE", False)
+    with pytest.raises(TaskError, match="hf:nobody/no-such-dataset: the hub cannot be reached and it is not in"):
+        load_tasks("hf:nobody/no-such-dataset")
+
+
 def test_scaled_constants_keep_divisibility():
     constants = {"batch_size": 64, "in_channels": 256, "out_channels": 512, "kernel_size": 3, "groups": 8,
                  "height": 512, "width": 512}

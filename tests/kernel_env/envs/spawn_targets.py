@@ -26,3 +26,14 @@ def make_with_prefix(env_id: str) -> dict:
     obs, info = env.reset(seed=3)
     env.close()
     return {"imported_before": imported_before, "task_id": info["task_id"], "obs_len": len(obs)}
+
+
+def finish_pickled_episode(blob: bytes, answer: str) -> dict:
+    """Unpickle a stepped env in a fresh process and play its last turn there (on this process's pool)."""
+    import pickle
+
+    env = pickle.loads(blob)
+    _, reward, terminated, truncated, info = env.step(answer)
+    env.close()
+    return {"reward": reward, "truncated": truncated, "turn": info["turn"], "correct": info["correct"],
+            "tolerance": env.config.tolerance}

@@ -46,9 +46,12 @@ def test_an_env_never_closes_the_evaluator_it_was_given():
         assert not pool.closed
 
 
-def test_asking_for_another_backend_leaves_a_held_pool_usable(bundled):
+def test_asking_for_another_backend_leaves_a_held_pool_usable(bundled, monkeypatch):
     """The first release closed the default pool when a caller asked for another backend: one
     ``evaluate(..., backend="interpreter")`` broke every CUDA env ("the evaluator is closed")."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the registry is under test, not CUDA
     relu = bundled["L1/19_ReLU"]
     env = KernelEnv(tasks=[relu], backend="interpreter", max_turns=2)
     env.reset(seed=0)
@@ -71,3 +74,15 @@ def test_a_broken_reference_is_not_the_submissions_fault_and_is_not_cached(evalu
     again = evaluator.evaluate(broken, bundled["L1/19_ReLU"].solution)
     assert first.harness_error and not first.correct and "not your fault" in first.feedback
     assert "reference failed" in first.error and not again.timings.get("cache_hit")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a GPU")
+def test_cuda_without_a_gpu_is_refused_where_it_is_asked_for():
+    """It used to be accepted and then fail every task with "could not run the task's reference"."""
+    from kernel_env.evaluator import BackendUnavailable
+    from kernel_env.evaluator.shared import PoolRegistry
+
+    for make in (lambda: Evaluator(backend="cuda", workers=1), lambda: KernelEnv(backend="cuda"),
+                 lambda: PoolRegistry().default("cuda")):
+        with pytest.raises(BackendUnavailable, match="needs an NVIDIA GPU on this machine.*CPU build.*interpreter"):
+            make()
