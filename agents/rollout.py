@@ -234,6 +234,7 @@ def collect(
     first_group: int = 0,
     first_traj: int = 0,
     generate_batch_size: int | None = None,
+    on_turn: Callable[[list[TurnSample]], None] | None = None,
 ) -> Rollout:
     """Run ``group_size`` trajectories for every task, up to ``max_turns`` turns each.
 
@@ -241,6 +242,7 @@ def collect(
     env choose (all G copies are reset with the same seed, so a seeded env picks one task per group).
     Waves of ``len(pool)`` trajectories run one after another when the pool is smaller than the batch;
     ``generate_batch_size`` caps the prompts per generate call (memory: the KV cache grows with it).
+    ``on_turn`` sees each turn's new samples as they come (progress reports).
     """
     sampler = sampler or policy
     slots = [(first_group + k, tid) for k, tid in enumerate(task_ids) for _ in range(group_size)]
@@ -249,13 +251,13 @@ def collect(
         wave = slots[start : start + len(pool)]
         out.extend(
             _collect_wave(policy, sampler, pool, wave, first_traj + start, max_turns, params, max_prompt_tokens,
-                          seed, system_prompt, generate_batch_size)
+                          seed, system_prompt, generate_batch_size, on_turn)
         )
     return out
 
 
 def _collect_wave(policy, sampler, pool, wave, first_traj, max_turns, params, max_prompt_tokens, seed,
-                  system_prompt, generate_batch_size) -> Rollout:
+                  system_prompt, generate_batch_size, on_turn) -> Rollout:
     out = Rollout(trajectories=[])
     conversations: list[list[dict[str, str]]] = []
     for k, (group, task_id) in enumerate(wave):
@@ -309,6 +311,8 @@ def _collect_wave(policy, sampler, pool, wave, first_traj, max_turns, params, ma
             )
             conversations[k] += [{"role": "assistant", "content": gen.text}, {"role": "user", "content": obs}]
             done[k] = ended
+        if on_turn:
+            on_turn([out.trajectories[k].turns[-1] for k in live])
     return out
 
 
