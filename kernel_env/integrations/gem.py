@@ -18,12 +18,13 @@ far. ``info`` is ``KernelEnv``'s (``correct``, ``hacks``, ``speedup``, ``message
 
 Notes: ``import gem`` calls ``logging.basicConfig(level=INFO)`` (a side effect of the library, not of
 this module), and a seeded reset reseeds Python's and NumPy's global RNGs, as ``gem.Env.reset``
-does for every GEM env. ``spawn(same_state=True)`` is not supported: a half-played episode holds
-evaluator results that are not copied.
+does for every GEM env. ``spawn(same_state=True)`` copies the episode so far (``KernelEnv`` deep-copies
+and pickles at any point; the copy shares the evaluator pool and takes its own hold).
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from ..envs.registration import ENV_KWARGS
@@ -88,7 +89,7 @@ def _build():
 
         def spawn(self, same_state: bool = False, **kwargs: Any) -> KernelGemEnv:
             if same_state:
-                raise NotImplementedError("a half-played kernel episode cannot be copied; spawn a fresh one")
+                return copy.deepcopy(self)
             return type(self)(**{"task_id": self.task_id, "seed": self.seed, **self.kwargs, **kwargs})
 
         def close(self) -> None:

@@ -13,8 +13,9 @@ Tested with skyrl-gym 0.4.0. SkyRL's generator makes one env per trajectory with
 - ``dataset_rows()`` builds those rows (``prompt``, ``env_class``, ``task_id``) for a parquet file.
 
 Each turn's reward is what ``KernelEnv.step`` pays for that reply; SkyRL places it at the turn's
-last token (when it retokenizes the chat with a custom template, only the last turn's counts). When ``done``, ``observations`` is empty (the generator would never show a final message
-to the model); the final feedback stays in ``metadata["feedback"]``.
+last token (when it retokenizes the chat with a custom template, only the last turn's counts). When
+``done``, ``observations`` is empty (the generator would never show a final message to the model);
+the final feedback stays in ``metadata["feedback"]``.
 
 Limits: SkyRL's trainer itself (skyrl-train: Ray, vLLM, GPUs) is not installed or tested here, only
 the skyrl-gym env contract that its generator drives. Evaluations block ``step`` (seconds per reply);

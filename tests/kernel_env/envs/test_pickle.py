@@ -57,3 +57,15 @@ def test_an_env_unpickled_in_another_process_finishes_its_episode_there(evaluato
     env.close()
     assert out["turn"] == 2 and out["truncated"] and out["correct"] and out["reward"] > 1.0
     assert out["tolerance"] == "kernelbench"  # the given pool's config travelled with the env
+
+
+def test_a_stepped_vector_env_pickles(evaluator):
+    from kernel_env import KernelVectorEnv
+
+    venv = KernelVectorEnv(num_envs=2, levels=(1,), evaluator=evaluator, max_turns=2)
+    venv.reset(seed=0)
+    venv.step(["not code", "nor this"])
+    twin = pickle.loads(pickle.dumps(venv))
+    assert [e.turn for e in twin.envs] == [1, 1] and twin.evaluator is evaluator
+    twin.close()
+    venv.close()

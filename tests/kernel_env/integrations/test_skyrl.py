@@ -5,8 +5,7 @@ import subprocess
 import sys
 
 import pytest
-
-skyrl_gym = pytest.importorskip("skyrl_gym")
+import skyrl_gym  # the dev extras install it: a missing library fails here, never skips
 from omegaconf import DictConfig  # a skyrl-gym dependency
 
 from kernel_env import KernelEnv

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("trl")  # a guard only: CI installs trl, so these tests run there
+import trl  # noqa: F401 - the dev extras install it: a missing library fails here, never skips
 
 from kernel_env.envs.text_env import KernelEnv
 from kernel_env.evaluator.submission import extract_code
