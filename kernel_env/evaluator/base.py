@@ -7,6 +7,7 @@ by the last of the envs that hold it; sharing instead of copying (Gymnasium deep
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import weakref
@@ -36,7 +37,8 @@ class BackendUnavailable(ValueError):
 def require_local(backend: str) -> str:
     """``backend`` resolved, and usable by workers on this machine: a local pool on ``"cuda"`` without a GPU
     would accept work and then fail every task ("could not run the task's reference"), so it is refused
-    here, where the cause is known. (A Ray pool runs its workers elsewhere and checks the cluster instead.)"""
+    here, where the cause is known. (Not for a Ray pool: its workers run on the cluster's nodes, which
+    an autoscaler may add once GPU actors are asked for.)"""
     backend = resolve_backend(backend)
     if backend == "cuda":
         import torch
@@ -64,7 +66,8 @@ class BaseEvaluator(ABC):
         self._holders = 1  # the creator
         self._hold_lock = threading.Lock()
         self.closed = False
-        _LIVE[id(self)] = self
+        self._handle = next(_HANDLES)
+        _LIVE[self._handle] = self
 
     @abstractmethod
     def submit(self, task, response: str, size: str | None = None, config: EvalConfig | None = None) -> Future:
@@ -122,11 +125,12 @@ class BaseEvaluator(ABC):
     def __reduce__(self):
         """Pickled, a pool travels as a handle: unpickled in this process it is the same pool; in another
         (a subprocess, a Ray worker) it is that process's default pool of the same backend."""
-        return _reattach, (self.backend, id(self), os.getpid())
+        return _reattach, (self.backend, self._handle, os.getpid())
 
 
-#: pools alive in this process, by id: what an unpickled handle re-attaches to
+#: pools alive in this process, by a number never reused: what an unpickled handle re-attaches to
 _LIVE: weakref.WeakValueDictionary[int, BaseEvaluator] = weakref.WeakValueDictionary()
+_HANDLES = itertools.count()
 
 
 def _reattach(backend: str, key: int, pid: int) -> BaseEvaluator:
