@@ -333,6 +333,24 @@ class Policy:
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
 
+    def without_dropout(self) -> Policy:
+        """Every dropout of the model (and of its config, and LoRA's) set to 0, in place; returns self.
+
+        The sampler draws in eval mode; the trainer scores pi_old and trains pi in train mode (gradient
+        checkpointing needs it). With dropout on, pi_old is not the sampler's distribution even at step
+        0, and mismatch rejection drops every turn of a checkpoint trained with dropout."""
+        for module in self.model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+            for name, value in list(vars(module).items()):  # functional dropout rates (attention_dropout)
+                if "dropout" in name and isinstance(value, float):
+                    setattr(module, name, 0.0)
+        config = getattr(self.model, "config", None)
+        for name, value in list(vars(config).items()) if config is not None else []:
+            if "dropout" in name and isinstance(value, float):
+                setattr(config, name, 0.0)
+        return self
+
     # -- text <-> tokens ----------------------------------------------------------------------------
 
     def encode_chat(self, messages: Sequence[dict[str, str]]) -> list[int]:

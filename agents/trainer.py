@@ -40,6 +40,7 @@ from .algorithms import (
     ADVANTAGE_ESTIMATORS,
     ADVANTAGE_LEVELS,
     POLICY_LOSSES,
+    agg_denominator,
     mismatch_metrics,
     prs_keep_mask,
     rejection_mask,
@@ -91,6 +92,7 @@ def train(
                              **config.model_options)
         if config.lora:
             policy.enable_lora(LoraSettings(**config.lora), seed=config.seed)
+    policy.without_dropout()  # pi_old must be the sampler's distribution (see Policy.without_dropout)
     if config.gradient_checkpointing:
         policy.model.gradient_checkpointing_enable()
     if sampler is None and config.sampler == "vllm":
@@ -142,7 +144,7 @@ def train(
 
             # 2. score under pi_old (the weights that sampled)
             t_train = time.perf_counter()
-            policy.model.train()  # known issue, kept for now: dropout is on while pi_old is scored (and stays on)
+            policy.model.train()  # dropout is off (``without_dropout``): train mode only for gradient checkpointing
             prompts = [s.prompt_ids for s in samples]
             responses = [s.response_ids for s in samples]
             with torch.no_grad():
@@ -293,11 +295,12 @@ def update(policy, optimizer, algo: AlgoConfig, config: TrainConfig, batch: Batc
         order = torch.randperm(len(batch), generator=gen).tolist()
         for mb in _chunks(order, math.ceil(len(batch) / config.minibatches)):
             optimizer.zero_grad(set_to_none=True)
+            denominator = agg_denominator(batch.loss_mask[mb], algo.agg)  # the minibatch's, not each micro-batch's
             for idx in _chunks(mb, config.micro_batch_size):
                 micro = batch.take(idx)
-                loss, metrics = micro_batch_loss(policy, algo, config, micro)
-                _minibatch_share(loss, len(micro), len(mb)).backward()
-                sums["loss"] += _minibatch_share(float(loss.detach()), len(micro), len(mb))
+                loss, metrics = micro_batch_loss(policy, algo, config, micro, denominator)
+                loss.backward()  # micro-batch losses add up to the minibatch's: the gradient ignores the split
+                sums["loss"] += float(loss.detach())
                 for k, v in metrics.items():
                     sums[k] += float(v)
                     counts[k] += 1
@@ -313,11 +316,18 @@ def update(policy, optimizer, algo: AlgoConfig, config: TrainConfig, batch: Batc
     return stats
 
 
-def micro_batch_loss(policy, algo: AlgoConfig, config: TrainConfig, micro: Batch) -> tuple[torch.Tensor, dict]:
-    """The recipe's policy loss on one micro-batch under the current weights (gradients flow)."""
+def micro_batch_loss(policy, algo: AlgoConfig, config: TrainConfig, micro: Batch,
+                     denominator: float | None = None) -> tuple[torch.Tensor, dict]:
+    """The recipe's policy loss on one micro-batch under the current weights (gradients flow): its share
+    of the minibatch's loss when ``denominator`` is the minibatch's ``agg_denominator``.
+
+    ``seq-mean-token-sum-norm`` divides by a constant (Dr. GRPO): the generation budget
+    ``max_new_tokens`` unless the recipe sets ``norm_constant``, never a micro-batch's own length."""
     device = policy.device
     logp, _ = policy.logprobs(micro.prompts, micro.responses, temperature=_train_temperature(config))
     extra = {} if micro.token_weights is None else {"token_weights": micro.token_weights.to(device)}
+    if algo.agg == "seq-mean-token-sum-norm":
+        extra.setdefault("norm_constant", algo.loss_options.get("norm_constant", config.max_new_tokens))
     return POLICY_LOSSES[algo.loss](
         logp.float(),
         micro.old_logp.to(device),
@@ -325,19 +335,10 @@ def micro_batch_loss(policy, algo: AlgoConfig, config: TrainConfig, micro: Batch
         micro.loss_mask.to(device),
         behavior_logp=micro.behavior_logp.to(device),
         agg=algo.agg,
+        agg_denominator=denominator,
         **extra,
-        **algo.loss_options,
+        **{k: v for k, v in algo.loss_options.items() if k not in extra},
     )
-
-
-def _minibatch_share(value, micro_rows: int, minibatch_rows: int):
-    """A micro-batch's loss (tensor or float) weighted by its share of the minibatch's rows.
-
-    Known issue, kept for now: the loss is already normalised by the micro-batch's own token/row
-    count, so with micro-batches of unequal token counts the weighted sum is not the minibatch's
-    loss under ``agg``. The fix belongs here, and only here.
-    """
-    return value * micro_rows / minibatch_rows
 
 
 def rollout_metrics(rollout: Rollout) -> dict[str, Any]:

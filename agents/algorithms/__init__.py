@@ -31,7 +31,19 @@ from .filters import (
     truncated_importance_weights,
 )
 from .levels import ADVANTAGE_LEVELS, first_turn_mask, trajectory_level, turn_level
-from .losses import AGG_MODES, POLICY_LOSSES, aggregate, asymre, kl_penalty, masked_mean, opmd, ppo_clip, rec, topr
+from .losses import (
+    AGG_MODES,
+    POLICY_LOSSES,
+    agg_denominator,
+    aggregate,
+    asymre,
+    kl_penalty,
+    masked_mean,
+    opmd,
+    ppo_clip,
+    rec,
+    topr,
+)
 from .sampling import (
     AdaResult,
     ScoredSample,
@@ -55,6 +67,7 @@ __all__ = [
     "aces_scores",
     "aces_test_auc",
     "aces_weights",
+    "agg_denominator",
     "aggregate",
     "asymre",
     "balanced_downsample",

@@ -13,7 +13,9 @@ Every loss in ``POLICY_LOSSES`` has the signature::
 - ``mask`` may be ragged (padding zeros; bool or 0/1 float).
 - Options every loss takes: ``token_weights`` [B, T] (detached multipliers of the policy term),
   ``ref_logp`` + ``kl_coef`` + ``kl_kind`` (a KL penalty to a reference policy, see ``kl_penalty``),
-  ``norm_constant`` (for ``seq-mean-token-sum-norm``). Unknown options raise ``TypeError``.
+  ``norm_constant`` (for ``seq-mean-token-sum-norm``), ``agg_denominator`` (for a part of a batch: the
+  whole batch's ``agg_denominator(mask, agg)``, so the parts' losses add up to the batch's). Unknown
+  options raise ``TypeError``.
 - ``metrics`` holds 0-dim detached tensors: always ``ratio_mean`` (pi/pi_old) and ``approx_kl``
   (k3 estimate of KL(pi_old || pi)), plus loss-specific ones.
 """
@@ -43,8 +45,18 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     return (values * m).sum() / m.sum().clamp(min=1)
 
 
+def agg_denominator(mask: Tensor, agg: str = "token-mean") -> float:
+    """What ``aggregate`` divides by: the unmasked tokens (``token-mean``) or the sequences with at
+    least one (the seq-mean modes); at least 1."""
+    if agg not in AGG_MODES:
+        raise ValueError(f"unknown aggregation {agg!r}; expected one of {AGG_MODES}")
+    m = mask.bool()
+    return float(max(int(m.sum() if agg == "token-mean" else m.any(-1).sum()), 1))
+
+
 def aggregate(
-    per_token: Tensor, mask: Tensor, agg: str = "token-mean", *, norm_constant: float | None = None
+    per_token: Tensor, mask: Tensor, agg: str = "token-mean", *, norm_constant: float | None = None,
+    denominator: float | None = None,
 ) -> Tensor:
     """Reduce a [B, T] per-token loss to a scalar.
 
@@ -54,23 +66,22 @@ def aggregate(
     - ``seq-mean-token-sum-norm`` (Dr. GRPO): each sequence's token sum / a constant
       (``norm_constant``, default T = mask.shape[1]), averaged over sequences.
     The seq-mean modes average over sequences with at least one unmasked token; fully padded rows
-    do not count.
+    do not count. ``denominator`` replaces that count (tokens or sequences) with a larger batch's, so
+    that micro-batches of it sum to its loss whatever their sizes and masks.
     """
     m = mask.to(per_token.dtype)
     masked = per_token * m
+    n = agg_denominator(mask, agg) if denominator is None else float(denominator)
     if agg == "token-mean":
-        return masked.sum() / m.sum().clamp(min=1)
+        return masked.sum() / n
     seq_sum, seq_len = masked.sum(-1), m.sum(-1)
-    n_seq = (seq_len > 0).sum().clamp(min=1)
     if agg == "seq-mean-token-sum":
         per_seq = seq_sum
     elif agg == "seq-mean-token-mean":
         per_seq = seq_sum / seq_len.clamp(min=1)
     elif agg == "seq-mean-token-sum-norm":
         per_seq = seq_sum / float(norm_constant if norm_constant is not None else mask.shape[-1])
-    else:
-        raise ValueError(f"unknown aggregation {agg!r}; expected one of {AGG_MODES}")
-    return per_seq.sum() / n_seq
+    return per_seq.sum() / n
 
 
 def kl_penalty(logp: Tensor, ref_logp: Tensor, kind: str = "k3") -> Tensor:
@@ -106,6 +117,7 @@ def _finish(
     kl_coef: float = 0.0,
     kl_kind: str = "k3",
     norm_constant: float | None = None,
+    agg_denominator: float | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Weights, KL penalty, aggregation and the metrics every loss reports."""
     if token_weights is not None:
@@ -120,7 +132,7 @@ def _finish(
     ratio = torch.exp(log_ratio)
     metrics["ratio_mean"] = masked_mean(ratio, mask)
     metrics["approx_kl"] = masked_mean(ratio - 1 - log_ratio, mask)
-    return aggregate(per_token, mask, agg, norm_constant=norm_constant), metrics
+    return aggregate(per_token, mask, agg, norm_constant=norm_constant, denominator=agg_denominator), metrics
 
 
 def _row_advantages(advantages: Tensor, logp: Tensor) -> Tensor:
