@@ -44,7 +44,8 @@ def _common(p: argparse.ArgumentParser, *, train: bool = False) -> None:
     p.add_argument("--env", default=default(None), required=not train,
                    help="Gymnasium id of a text env" + (" (default agents/TargetString-v0)" if train else ""))
     p.add_argument("--model", default=default("tiny"),
-                   help="'tiny', a local path, a checkpoint's policy/ dir, or a hub id (default tiny)")
+                   help="'tiny', 'smollm2' (or a .gguf file), a local path, a checkpoint's policy/ dir, or a hub id "
+                        "(default tiny)")
     p.add_argument("--env-arg", action="append", metavar="KEY=VALUE", help="env keyword argument (repeatable)")
     p.add_argument("--backend", help="kernel envs: auto, cuda or interpreter")
     p.add_argument("--seed", type=int, default=default(0))
@@ -158,6 +159,14 @@ def _env_kwargs(args, env_id: str, base: dict[str, Any] | None = None) -> dict[s
 def _check_model(spec: str) -> None:
     """A local model path that is not there fails here, not deep inside transformers. (A hub id is
     only checked by the hub.)"""
+    from .gguf import find_gguf, is_gguf
+
+    if is_gguf(spec):
+        try:
+            find_gguf(spec)
+        except FileNotFoundError as exc:
+            raise ConfigError(str(exc)) from None
+        return
     name, _, seed = spec.partition(":")
     if name in ("tiny", "tiny-bpe"):
         if seed and not seed.isdigit():

@@ -139,7 +139,7 @@ class TrainConfig:
     algo_options: dict[str, Any] = setting({}, "overrides of the recipe's fields (algo_options.KEY, listed below)")
     env: str = setting("agents/TargetString-v0", "Gymnasium id of a text env")
     env_kwargs: dict[str, Any] = setting({}, "keyword arguments of the env (env_kwargs.KEY)")
-    model: str = setting("tiny", "tiny, tiny:SEED, tiny-bpe, a local path or a hub id")
+    model: str = setting("tiny", "tiny, tiny:SEED, tiny-bpe, smollm2 or a .gguf file, a local path or a hub id")
     model_options: dict[str, Any] = setting({}, "tiny: its shape; otherwise from_pretrained keyword arguments")
     seed: int = setting(0, "seeds tasks, sampling and init; a resumed run replays the same choices")
     steps: int = setting(20, "training steps (collect + update)")

