@@ -92,8 +92,10 @@ PPO_DRKERNEL = {"clip_low": 0.2, "clip_high": 0.28, "dual_clip": 3.0}
 #: Named recipes. Why each choice: docs/algorithms.md.
 ALGORITHMS: dict[str, dict[str, Any]] = {
     # Dr. Kernel: turn-level leave-one-out on returns-to-go, PPO-clip with dual clip, PRS, mismatch rejection.
+    # Mismatch rejection as Dr. Kernel's training code does it: one geometric mean of pi_old/mu over all
+    # tokens of the multi-turn trajectory, kept inside [0.999, 1.001] (mismatch_level="turn": per turn).
     "trloo": dict(advantage="trloo", advantage_level="turn", loss="ppo_clip", loss_options=PPO_DRKERNEL,
-                  agg="seq-mean-token-sum", prs=True, mismatch="reject"),
+                  agg="seq-mean-token-sum", prs=True, mismatch="reject", mismatch_level="trajectory"),
     # TOPR: R minus the group mean, tapered off-policy REINFORCE (no clip, no KL).
     "topr": dict(advantage="dr_grpo", advantage_level="trajectory", loss="topr",
                  loss_options={"ratio_level": "trajectory"}, agg="token-mean"),

@@ -226,9 +226,9 @@ def apply_filters(algo: AlgoConfig, rows, old_logp, behavior_logp, mask, generat
     """(loss mask, token weights or None, PRS keep mask [N], mismatch metrics).
 
     PRS drops rows (correct turns whose kernels cover little of the runtime; a turn without a
-    coverage figure is kept). Mismatch rejection drops turns whose geometric-mean pi_old/mu leaves
-    [reject_lower, reject_upper], and the veto drops turns with a token ratio below ``token_veto``;
-    truncated IS reweights instead. ``rejected_share`` counts the mismatch filters only.
+    coverage figure is kept). Mismatch rejection drops turns or whole trajectories
+    (``mismatch_level``) whose geometric-mean pi_old/mu leaves [reject_lower, reject_upper], and the
+    veto drops those with a token ratio below ``token_veto``; truncated IS reweights instead. ``rejected_share`` counts the mismatch filters only.
     """
     prs_kept = torch.ones(mask.shape[0], dtype=torch.bool)
     if algo.prs:
@@ -241,7 +241,7 @@ def apply_filters(algo: AlgoConfig, rows, old_logp, behavior_logp, mask, generat
                                     lower=algo.reject_lower, upper=algo.reject_upper, traj_ids=rows["traj_ids"])
         if algo.token_veto is not None:
             consistent = token_veto_mask(old_logp, behavior_logp, consistent, threshold=algo.token_veto,
-                                         level="turn")
+                                         level=algo.mismatch_level, traj_ids=rows["traj_ids"])
     token_weights = None
     if "tis" in algo.mismatch:
         token_weights = truncated_importance_weights(old_logp, behavior_logp, mask, level=algo.mismatch_level,

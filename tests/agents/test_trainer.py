@@ -345,6 +345,25 @@ def test_mismatch_rejection_drops_turns_outside_the_band(tmp_path):
     assert tis["rejected_share"] == 0.0 and tis["optimizer_steps"] == 1 and tis["mismatch_kl"] > 0
 
 
+def test_trloo_rejects_by_the_whole_trajectory_as_dr_kernel_does():
+    """Trajectory A: turn 1 has log pi_old/mu = +0.003 on its one token, turn 2 -0.001 on each of its
+    three: the trajectory's geometric mean is exp(0) = 1, inside [0.999, 1.001], so both turns stay,
+    although turn 1 alone (exp(0.003) = 1.003) is outside. Trajectory B: +0.002 everywhere, out."""
+    from agents.trainer import apply_filters
+
+    mask = torch.tensor([[1, 0, 0], [1, 1, 1], [1, 1, 0], [1, 1, 1]], dtype=torch.bool)
+    shift = torch.tensor([[0.003, 0, 0], [-0.001] * 3, [0.002, 0.002, 0], [0.002] * 3])
+    behavior = torch.full((4, 3), -1.0)
+    rows = {"traj_ids": torch.tensor([0, 0, 1, 1]), "correct": torch.zeros(4), "coverage": torch.ones(4)}
+    algo = algorithm("trloo", prs=False)
+    assert algo.mismatch_level == "trajectory"
+    kept, *_ = apply_filters(algo, rows, behavior + shift, behavior, mask, torch.Generator().manual_seed(0))
+    assert kept.any(-1).tolist() == [True, True, False, False] and torch.equal(kept[:2], mask[:2])
+    per_turn, *_ = apply_filters(algorithm("trloo", prs=False, mismatch_level="turn"), rows, behavior + shift,
+                                 behavior, mask, torch.Generator().manual_seed(0))
+    assert per_turn.any(-1).tolist() == [False, True, False, False]
+
+
 def test_reinforce_ada_samples_in_rounds_and_keeps_n_per_task(tmp_path):
     m = scripted_run(tmp_path, 1.0, ["junk"], algo="reinforce_ada",
                      algo_options={"ada_n": 2, "ada_m": 2, "ada_rounds": 3})
