@@ -5,6 +5,7 @@
     kernel-agents train --list-settings              # every --set KEY, its type, default and meaning
     kernel-agents solve --env kernel_env/KernelBench-L1-v0 --model PATH --turns 4 --task L1/19_ReLU
     kernel-agents eval  --env kernel_env/KernelBench-L1-v0 --model PATH --turns 2 --p 0 1
+    kernel-agents sft   --model smollm2 --lora-r 16 --out runs/sft   # warm start on the shipped answers
 
 ``train --set KEY=VALUE`` overrides any ``TrainConfig`` field, VALUE read as the field's type (bools as
 true/false/yes/no/1/0, ``none`` for an optional field, ``a,b`` for a tuple, JSON for a mapping);
@@ -102,6 +103,22 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--p", type=float, nargs="+", default=[0.0, 1.0], help="speedup thresholds for fast_p")
     e.add_argument("--out", help="write the JSON report here")
     _chains(e, turns=1, samples_help="chains per task")
+
+    f = sub.add_parser("sft", help="supervised warm start on (prompt, reply) pairs, before RL")
+    f.add_argument("--model", default="tiny-bpe", help="as for train (default tiny-bpe: the prompts fit it)")
+    f.add_argument("--data", action="append", metavar="bundled|FILE.jsonl",
+                   help="the bundled suite's shipped answers, or episode transcripts (repeatable; default bundled)")
+    f.add_argument("--levels", type=int, nargs="+", help="bundled levels to use (default all)")
+    f.add_argument("--all-tasks", action="store_true", help="train on the held-out bundled tasks too")
+    f.add_argument("--epochs", type=_at_least_1, default=1)
+    f.add_argument("--lr", type=float, default=1e-4)
+    f.add_argument("--batch-size", type=_at_least_1, default=4)
+    f.add_argument("--max-context", type=_at_least_1, help="prompt + reply tokens (default: the model's limit)")
+    f.add_argument("--lora-r", type=_at_least_1, help="train a LoRA adapter of this rank instead of every weight")
+    f.add_argument("--out", default="runs/sft", help="writes policy/ (for --model) and metrics.jsonl")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--device", default="cpu")
+    f.add_argument("--dtype", default=None)
     return parser
 
 
@@ -367,6 +384,53 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_sft(args) -> int:
+    """Pairs from the bundled split's train tasks (held-out ones measured) and/or transcripts -> SFT."""
+    from .policies import LoraSettings, Policy
+    from .sft import pairs_from_tasks, pairs_from_transcripts, sft, split
+
+    _check_model(args.model)
+    pairs, held = [], []
+    for source in args.data or ["bundled"]:
+        if source == "bundled":
+            from tasks import load_tasks
+
+            tasks = load_tasks("bundled", size="small", levels=args.levels)
+            train_ids, held_ids = split(t.id for t in tasks)
+            keep = set(train_ids) | (set(held_ids) if args.all_tasks else set())
+            pairs += pairs_from_tasks([t for t in tasks if t.id in keep])
+            held += [] if args.all_tasks else pairs_from_tasks([t for t in tasks if t.id in set(held_ids)])
+        elif Path(source).is_file():
+            try:
+                pairs += pairs_from_transcripts(source)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        else:
+            raise ConfigError(f"--data {source}: neither 'bundled' nor a JSONL file")
+    if not pairs:
+        raise ConfigError("no (prompt, reply) pairs in the data given")
+    import torch
+
+    torch.manual_seed(args.seed)
+    policy = Policy.load(args.model, device=args.device, dtype=args.dtype, seed=args.seed)
+    if args.lora_r:
+        policy.enable_lora(LoraSettings(r=args.lora_r, alpha=2 * args.lora_r), seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "metrics.jsonl").open("w") as log:
+        history = sft(policy, pairs, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                      max_context=args.max_context, seed=args.seed, held=held,
+                      log=lambda line: print(line, file=log, flush=True))
+    policy.save(out / "policy")
+    losses = [r["loss"] for r in history if "loss" in r]
+    held_losses = [r["held_out_loss"] for r in history if "held_out_loss" in r]
+    print(json.dumps({"out": str(out / "policy"), "pairs": len(pairs), "held_out_pairs": len(held),
+                      "steps": len(losses), "first_loss": losses[0], "last_loss": losses[-1],
+                      "held_out_loss_before": held_losses[0] if held_losses else None,
+                      "held_out_loss_after": held_losses[-1] if held_losses else None}))
+    return 0
+
+
 def _user_errors() -> tuple[type[Exception], ...]:
     """The user's-mistake types: ours, and those of the libraries already loaded (a CUDA backend asked
     for without a GPU, an unknown task source); loading a library only to test would cost seconds."""
@@ -388,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     try:
-        return {"train": cmd_train, "solve": cmd_solve, "eval": cmd_eval}[args.command](args)
+        return {"train": cmd_train, "solve": cmd_solve, "eval": cmd_eval, "sft": cmd_sft}[args.command](args)
     except Exception as exc:
         if not isinstance(exc, _user_errors()):
             raise
