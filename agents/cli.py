@@ -1,4 +1,5 @@
-"""``kernel-agents``: train a policy, warm-start it with SFT, solve one task with sequential refinement, evaluate fast_p.
+"""``kernel-agents``: warm-start a policy with SFT, train it with RL, solve one task with sequential refinement,
+evaluate fast_p.
 
     kernel-agents train --algo trloo --env kernel_env/KernelBench-L1-v0 --model tiny --steps 4 \\
         --env-arg backend=interpreter

