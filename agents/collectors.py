@@ -32,6 +32,10 @@ class Collection:
     rollout: Rollout
     advantage_inputs: dict[str, Tensor] = field(default_factory=dict)  # estimator keywords, one value per row
     stats: dict[str, int] = field(default_factory=dict)  # logged with the step's metrics
+    #: what the step's outcome metrics (reward, correct, fast_1, ...) are measured on, when not the trained
+    #: rollout: Reinforce-Ada keeps groups balanced toward positives, so their mean reward overstates
+    #: the policy; every trajectory it drew does not
+    measured: Rollout | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ def collect_reinforce_ada(rollouts: RolloutFn, tasks: list, algo: AlgoConfig, co
         kept,
         advantage_inputs={"baseline_means": _global_baselines(total, kept, algo.gamma)},
         stats={"ada_rounds": ada.rounds, "ada_samples": sum(s.n_samples for s in ada.stats.values())},
+        measured=total,
     )
 
 

@@ -170,7 +170,8 @@ def train(
 
             # 6. log
             metrics = {"step": step + 1}
-            metrics.update(rollout_metrics(rollout))
+            metrics.update(rollout_metrics(collection.measured or rollout))
+            metrics.update(turns=len(samples), trajectories=len(rollout.trajectories))  # what was trained on
             metrics.update(update_stats)
             metrics.update({k: float(v) for k, v in mismatch.items()})
             metrics["mismatch_kl"] = metrics.pop("mismatch_kl_k3")

@@ -152,6 +152,11 @@ def test_reinforce_ada_collector_baseline_is_the_mean_return_over_every_collecte
     expected = torch.tensor([by_turn[(s.group, s.turn)] for s in kept], dtype=torch.float64)
     assert torch.allclose(got.advantage_inputs["baseline_means"], expected)
     assert COLLECTORS["reinforce_ada"].envs_per_task(algo, TrainConfig()) == 2
+    # the step's reward is measured on all 6 trajectories drawn, not on the kept (positive-leaning) groups
+    assert len(got.measured.trajectories) == 6 and got.measured.samples[0].reward == pytest.approx(0.1)
+    drawn = [0.1, 0.05, 0.2, 0.05, 1.0, 0.0, 1.0, 0.0, 0.3, 0.05, 0.4, 0.05]
+    assert sorted(s.reward for s in got.measured.samples) == pytest.approx(sorted(drawn))
+    assert COLLECTORS["group"].collect(rollouts, ["a"], algo, TrainConfig(group_size=1), seed=0).measured is None
 
 
 # -- batch -------------------------------------------------------------------------------------------
