@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from .algorithms import global_return_baselines, reinforce_ada
+from .algorithms import global_positive_share, global_return_baselines, reinforce_ada
 from .config import AlgoConfig, TrainConfig
 from .rollout import Rollout, sample_tensors
 
@@ -79,19 +79,23 @@ def collect_reinforce_ada(rollouts: RolloutFn, tasks: list, algo: AlgoConfig, co
                    generate_s=total.generate_s, env_s=total.env_s, generated_tokens=total.generated_tokens)
     return Collection(
         kept,
-        advantage_inputs={"baseline_means": _global_baselines(total, kept, algo.gamma)},
+        advantage_inputs={"baseline_means": _global_baselines(total, kept, algo)},
         stats={"ada_rounds": ada.rounds, "ada_samples": sum(s.n_samples for s in ada.stats.values())},
         measured=total,
     )
 
 
-def _global_baselines(total: Rollout, kept: Rollout, gamma: float) -> Tensor:
-    """Each kept row's mean return-to-go at its (task, turn) over every collected row."""
+def _global_baselines(total: Rollout, kept: Rollout, algo: AlgoConfig) -> Tensor:
+    """Each kept row's baseline at its (task, turn) over every collected row: the share of positives
+    (``ada_baseline="counts"``) or the mean return-to-go (``"mean"``)."""
     every = total.samples
     ids = sample_tensors(every)
     rewards = torch.tensor([s.reward for s in every], dtype=torch.float64)  # a mean over many rows: sum in double
-    baselines = global_return_baselines(rewards, group_ids=ids["group_ids"], traj_ids=ids["traj_ids"],
-                                        turns=ids["turns"], gamma=gamma)
+    rows = dict(group_ids=ids["group_ids"], traj_ids=ids["traj_ids"], turns=ids["turns"], gamma=algo.gamma)
+    if algo.ada_baseline == "counts":
+        baselines = global_positive_share(rewards, threshold=algo.ada_threshold, **rows)
+    else:
+        baselines = global_return_baselines(rewards, **rows)
     row = {(s.traj, s.turn): i for i, s in enumerate(every)}
     return baselines[[row[(s.traj, s.turn)] for s in kept.samples]]
 

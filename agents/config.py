@@ -58,6 +58,7 @@ class AlgoConfig:
     ada_rounds: int = setting(3, "reinforce_ada: most sampling rounds")
     ada_threshold: float = setting(0.7, "reinforce_ada: a reward above this counts as a positive")
     ada_exit: str = setting("positive", "reinforce_ada: when a task stops sampling: positive or balanced")
+    ada_baseline: str = setting("mean", "reinforce_ada: counts (share of positives) or mean (of returns), over all")
 
     def validate(self) -> None:
         from .algorithms import ADVANTAGE_ESTIMATORS, ADVANTAGE_LEVELS, AGG_MODES, POLICY_LOSSES
@@ -79,6 +80,8 @@ class AlgoConfig:
             raise ConfigError(f"sampling must be one of {sorted(COLLECTORS)}")
         if self.ada_exit not in EXIT_RULES:
             raise ConfigError(f"ada_exit must be one of {EXIT_RULES}")
+        if self.ada_baseline not in ("counts", "mean"):
+            raise ConfigError("ada_baseline must be 'counts' or 'mean'")
         _at_least(self, "algo_options.", ada_n=1, ada_m=1, ada_rounds=1, tis_cap=0, prs_width=0, gamma=0)
         takes = inspect.signature(ADVANTAGE_ESTIMATORS[self.advantage]).parameters
         missing = [name for name in COLLECTORS[self.sampling].provides if name not in takes]
@@ -99,10 +102,15 @@ ALGORITHMS: dict[str, dict[str, Any]] = {
     # TOPR: R minus the group mean, tapered off-policy REINFORCE (no clip, no KL).
     "topr": dict(advantage="dr_grpo", advantage_level="trajectory", loss="topr",
                  loss_options={"ratio_level": "trajectory"}, agg="token-mean"),
-    # Reinforce-Ada: adaptive rounds per task, balanced down-sampling, global-statistics baseline.
+    # Reinforce-Ada as its reference script runs it (RLHFlow/Reinforce-Ada, scripts/run_reinforce_ada.sh and
+    # the trainer's defaults): 8 samples per active prompt per round, at most 4 rounds, the balanced exit
+    # (2 positives and 2 negatives seen), 4 kept, positive = reward > 0.7, the baseline the share of
+    # positives over every sample drawn (global_stat_est; advantages not divided by the std), PPO clip
+    # 0.2 / 0.28 with dual clip 10. ada_baseline="mean" uses the mean return instead (graded rewards).
     "reinforce_ada": dict(sampling="reinforce_ada", advantage="global_mean", advantage_level="turn",
-                          loss="ppo_clip", loss_options={"clip_low": 0.2, "clip_high": 0.28, "dual_clip": None},
-                          agg="token-mean"),
+                          loss="ppo_clip", loss_options={"clip_low": 0.2, "clip_high": 0.28, "dual_clip": 10.0},
+                          agg="token-mean", ada_m=8, ada_n=4, ada_rounds=4, ada_exit="balanced", ada_threshold=0.7,
+                          ada_baseline="counts"),
     # RLOO: trajectory return, leave-one-out baseline, plain REINFORCE.
     "rloo": dict(advantage="rloo", advantage_level="trajectory", loss="reinforce", agg="token-mean"),
     # GRPO: mean/std-normalised group advantage, symmetric PPO clip, per-sequence token mean.

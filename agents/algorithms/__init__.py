@@ -50,6 +50,7 @@ from .sampling import (
     TaskStats,
     balanced_downsample,
     exit_rule_holds,
+    global_positive_share,
     global_return_baselines,
     reinforce_ada,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "exit_rule_holds",
     "first_turn_mask",
     "global_mean",
+    "global_positive_share",
     "global_return_baselines",
     "grpo",
     "kl_penalty",

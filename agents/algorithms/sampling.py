@@ -167,3 +167,17 @@ def global_return_baselines(rewards: Tensor, *, group_ids: Tensor, traj_ids: Ten
     ret = returns_to_go(rewards, traj_ids=traj_ids, turns=turns, gamma=gamma)
     index, k = dense_ids(group_ids, turns)
     return (group_sum(ret, index, k) / group_sum(torch.ones_like(ret), index, k))[index]
+
+
+def global_positive_share(rewards: Tensor, *, group_ids: Tensor, traj_ids: Tensor, turns: Tensor,
+                          threshold: float, gamma: float = 1.0) -> Tensor:
+    """Reinforce-Ada's count-based baseline (its reference script's ``global_stat_est``): the share of
+    positives (return-to-go above ``threshold``) among every row collected at the row's (task, turn),
+    i.e. the mean of the rewards rebuilt as 1 for each positive and 0 for each negative; 0 where at
+    most one row was collected. Built for 0/1 rewards: with graded rewards it sits on another scale
+    than the rewards it is subtracted from (``ada_baseline="mean"`` then)."""
+    ret = returns_to_go(rewards, traj_ids=traj_ids, turns=turns, gamma=gamma)
+    index, k = dense_ids(group_ids, turns)
+    positives = group_sum((ret > threshold).to(ret.dtype), index, k)
+    count = group_sum(torch.ones_like(ret), index, k)
+    return torch.where(count > 1, positives / count.clamp(min=1), torch.zeros_like(count))[index]

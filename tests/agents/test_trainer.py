@@ -141,7 +141,8 @@ def test_reinforce_ada_collector_baseline_is_the_mean_return_over_every_collecte
         return [1.0, 0.0] if task == "b" else [0.1 + 0.1 * (2 * round_ + j), 0.05]
 
     rollouts = ScriptedRollouts(rewards)
-    algo = algorithm("reinforce_ada", ada_n=2, ada_m=2, ada_rounds=2, gamma=0.5)
+    algo = algorithm("reinforce_ada", ada_n=2, ada_m=2, ada_rounds=2, gamma=0.5, ada_exit="positive",
+                     ada_baseline="mean")
     got = COLLECTORS["reinforce_ada"].collect(rollouts, ["a", "b", "a"], algo, TrainConfig(), seed=10)
     assert rollouts.calls == [(["a", "b"], 10, 0), (["a"], 10 + 7919, 4)]  # unique trajectory ids across rounds
     assert got.stats == {"ada_rounds": 2, "ada_samples": 6}
@@ -157,6 +158,32 @@ def test_reinforce_ada_collector_baseline_is_the_mean_return_over_every_collecte
     drawn = [0.1, 0.05, 0.2, 0.05, 1.0, 0.0, 1.0, 0.0, 0.3, 0.05, 0.4, 0.05]
     assert sorted(s.reward for s in got.measured.samples) == pytest.approx(sorted(drawn))
     assert COLLECTORS["group"].collect(rollouts, ["a"], algo, TrainConfig(group_size=1), seed=0).measured is None
+
+
+def test_the_reinforce_ada_recipe_is_its_reference_scripts():
+    """RLHFlow/Reinforce-Ada: round_repeat 8, max_rounds 4, final_keep_per_prompt 4, positive_threshold
+    0.7, reinforce_ada_choice balanced, global_stat_est, clip 0.2 / 0.28, clip_ratio_c 10."""
+    algo = algorithm("reinforce_ada")
+    assert (algo.ada_m, algo.ada_rounds, algo.ada_n, algo.ada_threshold, algo.ada_exit, algo.ada_baseline) == \
+        (8, 4, 4, 0.7, "balanced", "counts")
+    assert algo.loss_options == {"clip_low": 0.2, "clip_high": 0.28, "dual_clip": 10.0}
+
+
+def test_the_count_baseline_is_the_share_of_positives_over_every_sample():
+    """Task a draws 1.0, 0.0 and exits (one positive, one negative: balanced for n=2); b draws 1.0, 0.9,
+    then 0.8, 0.1. Baselines, over every sample: a 1/2, b 3/4 (the reference's mean of 1 per positive
+    and 0 per negative; the mean reward would give b 0.7)."""
+    def rewards(task, round_, j):
+        table = {"a": [[1.0], [0.0]], "b": [[1.0], [0.9], [0.8], [0.1]]}
+        return table[task][2 * round_ + j]
+
+    rollouts = ScriptedRollouts(rewards)
+    algo = algorithm("reinforce_ada", ada_n=2, ada_m=2, ada_rounds=2)
+    got = COLLECTORS["reinforce_ada"].collect(rollouts, ["a", "b"], algo, TrainConfig(), seed=0)
+    assert got.stats == {"ada_rounds": 2, "ada_samples": 6}
+    share = {0: 1 / 2, 1: 3 / 4}
+    assert torch.allclose(got.advantage_inputs["baseline_means"],
+                          torch.tensor([share[s.group] for s in got.rollout.samples], dtype=torch.float64))
 
 
 # -- batch -------------------------------------------------------------------------------------------
@@ -375,6 +402,7 @@ def test_reinforce_ada_samples_in_rounds_and_keeps_n_per_task(tmp_path):
     assert m["ada_rounds"] == 3 and m["ada_samples"] == 2 * 2 * 3  # never positive: every round runs
     assert m["trajectories"] == 2 * 2
     solved = scripted_run(tmp_path, 1.0, ["fast"], algo="reinforce_ada",
-                          algo_options={"ada_n": 2, "ada_m": 2, "ada_rounds": 3, "ada_threshold": 0.5})
+                          algo_options={"ada_n": 2, "ada_m": 2, "ada_rounds": 3, "ada_threshold": 0.5,
+                                        "ada_exit": "positive", "ada_baseline": "mean"})
     assert solved["ada_rounds"] == 1 and solved["advantage_abs"] == 0.0  # all equal to the global mean
     assert not math.isnan(solved["loss"])
