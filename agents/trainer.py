@@ -158,6 +158,8 @@ def train(
 
             # 4. advantages
             advantages = compute_advantages(algo, rows, **collection.advantage_inputs)
+            if _trajectory_ratio(algo):
+                rows["traj_log_ratio_rest"] = rest_of_trajectory(old_logp, behavior_logp, mask, rows["traj_ids"])
 
             # 5. update, on one flat batch of rows
             batch = Batch(prompts=prompts, responses=responses, rows=rows, old_logp=old_logp,
@@ -318,6 +320,23 @@ def update(policy, optimizer, algo: AlgoConfig, config: TrainConfig, batch: Batc
     return stats
 
 
+def _trajectory_ratio(algo: AlgoConfig) -> bool:
+    return algo.loss == "topr" and algo.loss_options.get("ratio_level", "trajectory") == "trajectory"
+
+
+def rest_of_trajectory(logp: torch.Tensor, behavior_logp: torch.Tensor, mask: torch.Tensor,
+                       traj_ids: torch.Tensor) -> torch.Tensor:
+    """Per row, log pi/mu summed over the other turns of its trajectory (TOPR's trajectory ratio, [N]).
+
+    Computed once, under pi_old, where every turn is at hand; a micro-batch adds its own rows' current
+    log ratio. Exact at a batch's first optimizer step (pi = pi_old); later steps keep the other turns at
+    pi_old, so the ratio does not depend on how rows fall into micro-batches."""
+    per_row = ((logp - behavior_logp) * mask.to(logp.dtype)).sum(-1)
+    _, index = torch.unique(traj_ids, return_inverse=True)
+    total = torch.zeros(int(index.max()) + 1 if len(index) else 0, dtype=per_row.dtype).index_add_(0, index, per_row)
+    return total[index] - per_row
+
+
 def micro_batch_loss(policy, algo: AlgoConfig, config: TrainConfig, micro: Batch,
                      denominator: float | None = None) -> tuple[torch.Tensor, dict]:
     """The recipe's policy loss on one micro-batch under the current weights (gradients flow): its share
@@ -330,6 +349,8 @@ def micro_batch_loss(policy, algo: AlgoConfig, config: TrainConfig, micro: Batch
     extra = {} if micro.token_weights is None else {"token_weights": micro.token_weights.to(device)}
     if algo.agg == "seq-mean-token-sum-norm":
         extra.setdefault("norm_constant", algo.loss_options.get("norm_constant", config.max_new_tokens))
+    if "traj_log_ratio_rest" in micro.rows:
+        extra["traj_log_ratio_rest"] = micro.rows["traj_log_ratio_rest"].to(device)
     return POLICY_LOSSES[algo.loss](
         logp.float(),
         micro.old_logp.to(device),

@@ -208,6 +208,7 @@ def topr(
     agg: str = "token-mean",
     ratio_level: str = "trajectory",
     traj_ids: Tensor | None = None,
+    traj_log_ratio_rest: Tensor | None = None,
     **common,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Tapered Off-Policy REINFORCE (Le Roux et al. 2025): loss = -sg(alpha) A log pi.
@@ -215,15 +216,19 @@ def topr(
     alpha = 1 when A >= 0 (positives learn like SFT) and alpha = clip(pi/mu, 0, 1) when A < 0, so the
     push on a negative fades once its probability has dropped; no KL term is needed. mu is
     ``behavior_logp`` (``old_logp`` when None). ``ratio_level="trajectory"`` uses pi(tau)/mu(tau),
-    summed in log space over the row, or over all rows sharing ``traj_ids`` when given;
-    ``"token"`` uses each token's own ratio.
+    summed in log space over the row, or over all rows sharing ``traj_ids`` when given, or the row's
+    own sum plus ``traj_log_ratio_rest`` [B] (the rest of its trajectory, computed where all of it is
+    at hand: a micro-batch may hold only some of a trajectory's turns); ``"token"`` uses each token's
+    own ratio.
     """
     adv = _row_advantages(advantages, logp)
     mu = old_logp if behavior_logp is None else behavior_logp
     log_ratio = (logp.detach() - mu.detach()) * mask.to(logp.dtype)
     if ratio_level == "trajectory":
         log_ratio = log_ratio.sum(-1)
-        if traj_ids is not None:
+        if traj_log_ratio_rest is not None:
+            log_ratio = log_ratio + traj_log_ratio_rest.detach().to(log_ratio)
+        elif traj_ids is not None:
             index, k = dense_ids(traj_ids)
             log_ratio = group_sum(log_ratio, index, k)[index]
         log_ratio = log_ratio.unsqueeze(-1)

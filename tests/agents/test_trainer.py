@@ -256,6 +256,42 @@ def test_the_gradient_does_not_depend_on_the_micro_batch_size(agg):
         assert torch.allclose(g, grads[0], atol=1e-5, rtol=1e-4), (agg, float((g - grads[0]).abs().max()))
 
 
+def test_topr_tapers_by_the_whole_trajectory_whatever_the_micro_batches():
+    """Two trajectories of two turns, the sampler's mu below pi_old: each turn's taper is
+    clip(pi(tau)/mu(tau), 0, 1) over both of its trajectory's turns (TOPR), computed once where all
+    turns are at hand (rest_of_trajectory), so micro-batches of 1 give the full batch's gradient."""
+    from agents.algorithms import topr
+    from agents.trainer import rest_of_trajectory
+
+    per_row = torch.tensor([[0.5, 0.25], [1.0, 0.0], [2.0, 0.0]])
+    row_mask = torch.tensor([[1, 1], [1, 0], [1, 0]], dtype=torch.bool)
+    rest = rest_of_trajectory(per_row, torch.zeros(3, 2), row_mask, torch.tensor([7, 7, 9]))
+    assert rest.tolist() == [1.0, 0.75, 0.0]  # row 0: row 1's 1.0; row 1: row 0's 0.75; row 2: alone
+
+    policy = Policy.tiny(seed=0, hidden_size=64, num_hidden_layers=1, intermediate_size=128)
+    prompts = [policy.encode_chat([{"role": "user", "content": "y" * (2 + i)}]) for i in range(4)]
+    responses = [[30 + i] * (1 + i % 2) for i in range(4)]
+    with torch.no_grad():
+        old, mask = policy.logprobs(prompts, responses)
+    behavior = old - 0.3 * mask  # mu < pi: ratios above 1 would not taper, so shift a trajectory the other way
+    behavior[2:] = old[2:] + 0.2 * mask[2:]
+    traj_ids, adv = torch.tensor([0, 0, 1, 1]), torch.tensor([-1.0, -1.0, -0.5, 0.5])
+    rows = {"traj_log_ratio_rest": rest_of_trajectory(old, behavior, mask, traj_ids)}
+    whole, _ = topr(old, old, adv, mask, behavior_logp=behavior, traj_ids=traj_ids)  # every turn at hand
+    split, _ = topr(old, old, adv, mask, behavior_logp=behavior, traj_log_ratio_rest=rows["traj_log_ratio_rest"])
+    assert torch.allclose(whole, split)
+    algo = AlgoConfig(advantage="rloo", loss="topr", loss_options={"ratio_level": "trajectory"}, agg="token-mean")
+    grads = []
+    for micro in (1, 4):
+        policy.model.zero_grad()
+        batch = Batch(prompts=prompts, responses=responses, rows=dict(rows), old_logp=old, behavior_logp=behavior,
+                      mask=mask, loss_mask=mask, token_weights=None, advantages=adv)
+        update(policy, torch.optim.SGD(policy.trainable_parameters(), lr=0.0), algo,
+               TrainConfig(micro_batch_size=micro, max_grad_norm=1e9), batch, seed=0)
+        grads.append(torch.cat([p.grad.flatten() for p in policy.trainable_parameters()]))
+    assert grads[0].abs().sum() > 0 and torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
 def test_pi_old_is_the_sampler_at_step_0_for_a_checkpoint_with_dropout(tmp_path):
     """With attention dropout 0.1 the first trainer scored pi_old with dropout on: the trloo recipe's
     mismatch filter rejected every turn (rejected_share 1.0). Dropout is off for RL."""
