@@ -44,6 +44,7 @@ from .algorithms import (
     mismatch_metrics,
     prs_keep_mask,
     rejection_mask,
+    rest_of_trajectory,
     token_veto_mask,
     truncated_importance_weights,
 )
@@ -322,19 +323,6 @@ def update(policy, optimizer, algo: AlgoConfig, config: TrainConfig, batch: Batc
 
 def _trajectory_ratio(algo: AlgoConfig) -> bool:
     return algo.loss == "topr" and algo.loss_options.get("ratio_level", "trajectory") == "trajectory"
-
-
-def rest_of_trajectory(logp: torch.Tensor, behavior_logp: torch.Tensor, mask: torch.Tensor,
-                       traj_ids: torch.Tensor) -> torch.Tensor:
-    """Per row, log pi/mu summed over the other turns of its trajectory (TOPR's trajectory ratio, [N]).
-
-    Computed once, under pi_old, where every turn is at hand; a micro-batch adds its own rows' current
-    log ratio. Exact at a batch's first optimizer step (pi = pi_old); later steps keep the other turns at
-    pi_old, so the ratio does not depend on how rows fall into micro-batches."""
-    per_row = ((logp - behavior_logp) * mask.to(logp.dtype)).sum(-1)
-    _, index = torch.unique(traj_ids, return_inverse=True)
-    total = torch.zeros(int(index.max()) + 1 if len(index) else 0, dtype=per_row.dtype).index_add_(0, index, per_row)
-    return total[index] - per_row
 
 
 def micro_batch_loss(policy, algo: AlgoConfig, config: TrainConfig, micro: Batch,

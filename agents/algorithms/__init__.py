@@ -42,6 +42,7 @@ from .losses import (
     opmd,
     ppo_clip,
     rec,
+    rest_of_trajectory,
     topr,
 )
 from .sampling import (
@@ -90,6 +91,7 @@ __all__ = [
     "prs_keep_probability",
     "rec",
     "reinforce_ada",
+    "rest_of_trajectory",
     "rejection_mask",
     "returns_to_go",
     "rloo",

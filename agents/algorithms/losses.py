@@ -241,6 +241,16 @@ def topr(
     return _finish(-alpha * adv * logp, logp, old_logp, mask, agg, metrics, **common)
 
 
+def rest_of_trajectory(logp: Tensor, behavior_logp: Tensor, mask: Tensor, traj_ids: Tensor) -> Tensor:
+    """Per row, log pi/mu summed over the other turns of its trajectory ([B]): ``topr``'s
+    ``traj_log_ratio_rest``, computed once where every turn is at hand (under pi_old). Exact at a
+    batch's first optimizer step; later steps keep the other turns at pi_old, so the ratio does not
+    depend on how rows fall into micro-batches."""
+    per_row = ((logp - behavior_logp) * mask.to(logp.dtype)).sum(-1)
+    index, k = dense_ids(traj_ids)
+    return group_sum(per_row, index, k)[index] - per_row
+
+
 @register(POLICY_LOSSES, "opmd")
 def opmd(
     logp: Tensor,

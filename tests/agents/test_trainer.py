@@ -260,8 +260,7 @@ def test_topr_tapers_by_the_whole_trajectory_whatever_the_micro_batches():
     """Two trajectories of two turns, the sampler's mu below pi_old: each turn's taper is
     clip(pi(tau)/mu(tau), 0, 1) over both of its trajectory's turns (TOPR), computed once where all
     turns are at hand (rest_of_trajectory), so micro-batches of 1 give the full batch's gradient."""
-    from agents.algorithms import topr
-    from agents.trainer import rest_of_trajectory
+    from agents.algorithms import rest_of_trajectory, topr
 
     per_row = torch.tensor([[0.5, 0.25], [1.0, 0.0], [2.0, 0.0]])
     row_mask = torch.tensor([[1, 1], [1, 0], [1, 0]], dtype=torch.bool)
