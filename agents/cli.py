@@ -6,7 +6,7 @@ evaluate fast_p.
     kernel-agents train --list-settings              # every --set KEY, its type, default and meaning
     kernel-agents solve --env kernel_env/KernelBench-L1-v0 --model PATH --turns 4 --task L1/19_ReLU
     kernel-agents eval  --env kernel_env/KernelBench-L1-v0 --model PATH --turns 2 --p 0 1
-    kernel-agents sft   --model smollm2 --lora-r 16 --out runs/sft   # warm start on the shipped answers
+    kernel-agents sft   --model smollm2 --adapter remix --set remix.k=4 --out runs/sft   # warm start
 
 ``train --set KEY=VALUE`` overrides any ``TrainConfig`` field, VALUE read as the field's type (bools as
 true/false/yes/no/1/0, ``none`` for an optional field, ``a,b`` for a tuple, JSON for a mapping);
@@ -115,7 +115,10 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--lr", type=float, default=1e-4)
     f.add_argument("--batch-size", type=_at_least_1, default=4)
     f.add_argument("--max-context", type=_at_least_1, help="prompt + reply tokens (default: the model's limit)")
-    f.add_argument("--lora-r", type=_at_least_1, help="train a LoRA adapter of this rank instead of every weight")
+    f.add_argument("--adapter", choices=["full", "lora", "remix"], default="full",
+                   help="which weights train: every one, a LoRA adapter, or a ReMix mixture of LoRAs")
+    f.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="an adapter setting, e.g. lora.r=16 or remix.k=4 (repeatable; train --list-settings lists them)")
     f.add_argument("--out", default="runs/sft", help="writes policy/ (for --model) and metrics.jsonl")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--device", default="cpu")
@@ -227,6 +230,7 @@ def _show(value: Any) -> str:
 def _list_settings(algo: str) -> None:
     from dataclasses import fields
 
+    from .adapters import ADAPTERS
     from .config import TrainConfig, recipe
 
     def table(obj, prefix: str) -> None:
@@ -240,6 +244,10 @@ def _list_settings(algo: str) -> None:
     table(TrainConfig(), "")
     print(f"\nalgo_options of {algo} (--algo NAME --list-settings shows another recipe's):")
     table(recipe(algo), "algo_options.")
+    for name, cls in ADAPTERS.items():
+        if cls is not None:
+            print(f"\n{name} settings (with --set adapter={name}):")
+            table(cls(), f"{name}.")
 
 
 def cmd_train(args) -> int:
@@ -387,10 +395,17 @@ def cmd_eval(args) -> int:
 
 def cmd_sft(args) -> int:
     """Pairs from the bundled split's train tasks (held-out ones measured) and/or transcripts -> SFT."""
-    from .policies import LoraSettings, Policy
+    from .config import TrainConfig
+    from .policies import Policy
     from .sft import pairs_from_tasks, pairs_from_transcripts, sft, split
 
     _check_model(args.model)
+    adapter = TrainConfig(adapter=args.adapter)
+    for item in args.set or []:
+        if not item.startswith(("lora.", "remix.")):
+            raise ConfigError(f"sft --set takes lora.KEY=VALUE or remix.KEY=VALUE, got {item!r}")
+        adapter = adapter.set(item)
+    adapter.adapter_settings()
     pairs, held = [], []
     for source in args.data or ["bundled"]:
         if source == "bundled":
@@ -414,8 +429,7 @@ def cmd_sft(args) -> int:
 
     torch.manual_seed(args.seed)
     policy = Policy.load(args.model, device=args.device, dtype=args.dtype, seed=args.seed)
-    if args.lora_r:
-        policy.enable_lora(LoraSettings(r=args.lora_r, alpha=2 * args.lora_r), seed=args.seed)
+    policy.enable_adapter(adapter.adapter, adapter.adapter_options, seed=args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with (out / "metrics.jsonl").open("w") as log:

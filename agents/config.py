@@ -178,7 +178,9 @@ class TrainConfig:
     # model
     device: str = setting("cpu", "torch device, e.g. cuda")
     dtype: str | None = setting(None, "model dtype, e.g. bfloat16 on GPUs (none: the model's)")
-    lora: dict[str, Any] | None = setting(None, 'LoraSettings fields, e.g. {"r": 16}; needs peft (none: full weights)')
+    adapter: str = setting("full", "which weights train: full, lora (needs peft) or remix (a mixture of LoRAs)")
+    lora: dict[str, Any] = setting({}, "with adapter=lora: LoraSettings fields (lora.r, lora.alpha, ...)")
+    remix: dict[str, Any] = setting({}, "with adapter=remix: ReMixSettings fields (remix.k, remix.m, remix.r, ...)")
     gradient_checkpointing: bool = setting(False, "trade compute for activation memory")
     # bookkeeping
     out_dir: str = setting("runs/train", "where metrics.jsonl, metrics.png and checkpoints/ go")
@@ -204,8 +206,34 @@ class TrainConfig:
             raise ConfigError(f"adam_betas must each be in [0, 1), got {self.adam_betas}")
         if self.sampler not in ("hf", "vllm"):
             raise ConfigError(f"sampler must be 'hf' or 'vllm', got {self.sampler!r}")
+        self.adapter_settings()
         self.algorithm()
         return self
+
+    @property
+    def adapter_options(self) -> dict[str, Any]:
+        """The chosen adapter's option mapping (``lora`` or ``remix``; none for full weights)."""
+        return {"lora": self.lora, "remix": self.remix}.get(self.adapter, {})
+
+    def adapter_settings(self):
+        """The chosen adapter's settings object (None for full weights); ConfigError on a mistake."""
+        from .adapters import ADAPTERS, adapter_settings
+
+        if self.adapter not in ADAPTERS:
+            raise ConfigError(f"adapter must be one of {', '.join(ADAPTERS)}, got {self.adapter!r}")
+        for name in ("lora", "remix"):
+            options = getattr(self, name)
+            _check_keys(options, ADAPTERS[name], f"{name} setting", prefix=f"{name}.")
+            if options and name != self.adapter:
+                raise ConfigError(f"{name} settings are given but adapter is {self.adapter!r}; set adapter={name}")
+            hints = field_types(ADAPTERS[name])
+            for key, value in options.items():
+                if not conforms(value, hints[key]):
+                    raise ConfigError(f"{name}.{key} expects {type_name(hints[key])}, got {value!r}")
+        try:
+            return adapter_settings(self.adapter, self.adapter_options)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -263,6 +291,11 @@ class TrainConfig:
         if name == "algo_options":
             _check_keys([path[0]], AlgoConfig, f"{self.algo} option", prefix="algo_options.")
             defaults, hints = asdict(recipe(self.algo)), field_types(AlgoConfig)
+        elif name in ("lora", "remix"):
+            from .adapters import ADAPTERS
+
+            _check_keys([path[0]], ADAPTERS[name], f"{name} setting", prefix=f"{name}.")
+            defaults, hints = {}, field_types(ADAPTERS[name])
         else:
             defaults, hints = {}, {}
         return replace(self, **{name: _assign(current or {}, defaults, hints, path, raw, key)})
@@ -310,7 +343,10 @@ def parse_value(raw: str, tp: Any, name: str) -> Any:
     if origin in (Union, types.UnionType):
         if type(None) in args and text.lower() in ("none", "null"):
             return None
-        for option in (a for a in args if a is not type(None)):
+        options = [a for a in args if a is not type(None)]
+        if str in options and not (text.startswith("[") or "," in text):
+            return raw  # a plain word is the string option (target_modules=all-linear)
+        for option in sorted(options, key=lambda a: a is str):  # str | list[str]: a,b is the list
             try:
                 return parse_value(raw, option, name)
             except ConfigError:

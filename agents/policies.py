@@ -11,7 +11,8 @@ text is a classic source of silent sampler/trainer mismatch).
 
 ``Policy.load("tiny")`` builds a ~1.4M-parameter Llama with a byte-level BPE tokenizer trained on a
 small in-code corpus: no download, deterministic for a seed, fast on a CPU. Any other spec is a local
-path or a Hugging Face hub id (``from_pretrained``). LoRA goes through ``peft`` (optional dependency).
+path or a Hugging Face hub id (``from_pretrained``). LoRA goes through ``peft`` (optional dependency);
+ReMix, a mixture of LoRAs, is ``agents.remix``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from .adapters import LoraSettings, ReMixSettings, adapter_settings
 
 # --------------------------------------------------------------------------------------------------
 # the tiny preset: tokenizer and model built locally
@@ -192,12 +195,6 @@ class Generation:
     finished: bool  # ended with EOS (False: cut at max_new_tokens)
 
 
-@dataclass
-class LoraSettings:
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.0
-    target_modules: str | list[str] = "all-linear"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -213,6 +210,7 @@ class Policy:
         self.spec = spec  # how to rebuild the base model ("tiny:0", a path, a hub id)
         self.device = torch.device(device)
         self.lora: LoraSettings | None = None
+        self.remix: ReMixSettings | None = None
         self.options: dict[str, Any] = {}  # the tiny preset's shape, to rebuild the base under a LoRA adapter
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -274,11 +272,35 @@ class Policy:
             return policy
         meta_file = Path(spec) / "policy.json"
         meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
-        if meta.get("lora"):
+        if meta.get("lora") or meta.get("remix"):
             policy = cls.load(meta["base"], device=device, dtype=dtype, seed=seed, **meta.get("options", {}))
-            policy.load_adapter(spec, LoraSettings(**meta["lora"]))
+            if meta.get("lora"):
+                policy.load_adapter(spec, LoraSettings(**meta["lora"]))
+            else:
+                policy.enable_remix(ReMixSettings(**meta["remix"]))
+                state = torch.load(Path(spec) / "remix.pt", map_location=policy.device, weights_only=True)
+                unexpected = policy.model.load_state_dict(state, strict=False).unexpected_keys
+                if unexpected:
+                    raise ValueError(f"{spec}/remix.pt does not fit its base model: {unexpected[:3]}")
             return policy
         return cls.from_pretrained(spec, device=device, dtype=dtype, **options)  # its spec: this path
+
+    def enable_adapter(self, adapter: str, options: dict[str, Any] | None = None, seed: int = 0) -> Policy:
+        """``full`` (every weight trains), ``lora`` or ``remix`` with its settings' fields as ``options``."""
+        settings = adapter_settings(adapter, dict(options or {}))
+        if adapter == "lora":
+            return self.enable_lora(settings, seed=seed)
+        if adapter == "remix":
+            return self.enable_remix(settings, seed=seed)
+        return self
+
+    def enable_remix(self, settings: ReMixSettings | None = None, seed: int = 0) -> Policy:
+        """Wrap the target linear layers with ReMix mixtures of LoRAs (``agents.remix``); only they train."""
+        from .remix import attach
+
+        self.remix = settings or ReMixSettings()
+        attach(self.model, self.remix, seed=seed)
+        return self
 
     def enable_lora(self, settings: LoraSettings | None = None, seed: int = 0) -> Policy:
         """Wrap the model with LoRA adapters (``pip install peft``); only the adapters train.
@@ -319,12 +341,18 @@ class Policy:
         bars = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()  # a checkpoint per step should not print a bar per shard
         try:
-            self.model.save_pretrained(path)
+            if self.remix:  # the adapter alone, like a LoRA checkpoint; the base is rebuilt from its spec
+                trained = {n for n, p in self.model.named_parameters() if p.requires_grad}
+                state = {n: t for n, t in self.model.state_dict().items() if n in trained}
+                torch.save(state, path / "remix.pt")
+            else:
+                self.model.save_pretrained(path)
         finally:
             if bars:
                 hf_logging.enable_progress_bar()
         self.tokenizer.save_pretrained(path)
-        meta = {"base": self.spec, "options": self.options, "lora": asdict(self.lora) if self.lora else None}
+        meta = {"base": self.spec, "options": self.options, "lora": asdict(self.lora) if self.lora else None,
+                "remix": asdict(self.remix) if self.remix else None}
         (path / "policy.json").write_text(json.dumps(meta, indent=2))
         return path
 
@@ -532,6 +560,8 @@ class VLLMSampler:
     def sync(self, policy: Policy) -> None:
         """Load the trainer's weights into the engine (LoRA: merged for the copy, then unmerged)."""
         model = policy.model
+        if policy.remix:
+            raise NotImplementedError("vLLM has no ReMix layers; sample with the policy itself (sampler='hf')")
         if policy.lora:
             model.merge_adapter()
         try:

@@ -5,8 +5,10 @@ Pairs come from the bundled tasks' shipped answers (the prompt is exactly the en
 or from recorded episode transcripts (JSONL, one episode per line with its ``messages``; every
 assistant turn is a target given the conversation before it, kept only when marked correct if the
 record says). The loss is the mean negative log-likelihood of the reply tokens (the prompt is
-context, not target). Full fine-tuning or LoRA (``Policy.enable_lora``), and the same checkpoint
-format as RL (``Policy.save``), so ``kernel-agents train --model OUT/policy`` starts from it.
+context, not target). Full fine-tuning, LoRA or ReMix (``Policy.enable_adapter``), and the same
+checkpoint format as RL (``Policy.save``), so ``kernel-agents train --model OUT/policy`` starts from it.
+With ReMix each batch is scored under ``samples`` routings drawn from the routers, and the routers
+learn from the leave-one-out estimator on those losses (``agents.remix``).
 
 The bundled split (``split``): a task is held out when its number is a multiple of 5 (L1/5, L1/10,
 ..., L2/5, ...): 7 of the 39 level-1 tasks, 3 of 15 level-2, 1 of 5 level-3. Train on the rest;
@@ -96,10 +98,29 @@ def encode(policy: Policy, pair: Pair, max_context: int) -> tuple[list[int], lis
     return prompt[-(max_context - len(reply)):], reply
 
 
-def nll(policy: Policy, batch: Sequence[tuple[list[int], list[int]]]) -> torch.Tensor:
-    """Mean negative log-likelihood per reply token over the batch (gradients flow in grad mode)."""
+def row_nll(policy: Policy, batch: Sequence[tuple[list[int], list[int]]]) -> torch.Tensor:
+    """Summed negative log-likelihood of each row's reply tokens ([B]; gradients flow in grad mode)."""
     logp, mask = policy.logprobs([p for p, _ in batch], [r for _, r in batch])
-    return -(logp * mask).sum() / mask.sum().clamp(min=1)
+    return -(logp * mask).sum(-1)
+
+
+def nll(policy: Policy, batch: Sequence[tuple[list[int], list[int]]]) -> torch.Tensor:
+    """Mean negative log-likelihood per reply token over the batch: the supervision loss.
+
+    A ReMix policy in grad mode routes by sampling: the value is the mean over ``samples`` routings,
+    the gradient includes the routers' RLOO estimate. Without grad it routes by top m."""
+    tokens = max(sum(len(r) for _, r in batch), 1)
+    if policy.remix is None or not torch.is_grad_enabled():
+        return row_nll(policy, batch).sum() / tokens
+    from .remix import rloo_surrogate, routing_log_prob, sampled_routing
+
+    lengths = [len(p) + len(r) for p, r in batch]
+    losses, log_probs = [], []
+    with sampled_routing(policy.model) as layers:
+        for _ in range(policy.remix.samples):
+            losses.append(row_nll(policy, batch))
+            log_probs.append(routing_log_prob(layers, lengths))
+    return rloo_surrogate(torch.stack(losses), torch.stack(log_probs)).sum() / tokens
 
 
 def evaluate_loss(policy: Policy, encoded, batch_size: int = 4) -> float:

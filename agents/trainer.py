@@ -51,7 +51,7 @@ from .algorithms import (
 from .batch import Batch
 from .collectors import COLLECTORS
 from .config import AlgoConfig, TrainConfig
-from .policies import LoraSettings, Policy, SamplingParams, VLLMSampler
+from .policies import Policy, SamplingParams, VLLMSampler
 from .rollout import EnvPool, Rollout, collect, pad_rows, sample_tensors
 
 
@@ -91,8 +91,7 @@ def train(
     elif policy is None:
         policy = Policy.load(config.model, device=config.device, dtype=config.dtype, seed=config.seed,
                              **config.model_options)
-        if config.lora:
-            policy.enable_lora(LoraSettings(**config.lora), seed=config.seed)
+        policy.enable_adapter(config.adapter, config.adapter_options, seed=config.seed)
     policy.without_dropout()  # pi_old must be the sampler's distribution (see Policy.without_dropout)
     if config.gradient_checkpointing:
         policy.model.gradient_checkpointing_enable()

@@ -24,6 +24,8 @@ from agents.config import ALGORITHMS, ConfigError, TrainConfig, algorithm, parse
     ('model_options={"hidden_size": 64}', "model_options", {"hidden_size": 64}),
     ("env_kwargs.backend=interpreter", "env_kwargs", {"backend": "interpreter"}),
     ("lora.r=8", "lora", {"r": 8}),
+    ("remix.k=6", "remix", {"k": 6}),
+    ("remix.target_modules=q_proj,v_proj", "remix", {"target_modules": ["q_proj", "v_proj"]}),
 ])
 def test_values_are_read_as_the_fields_type(assignment, field, value):
     got = getattr(TrainConfig().set(assignment), field)
@@ -36,7 +38,9 @@ def test_values_are_read_as_the_fields_type(assignment, field, value):
     ("plot=maybe", "plot expects bool, got 'maybe'"),
     ("max_context=lots", "max_context expects int | None, got 'lots'"),
     ("adam_betas=0.9", "adam_betas expects tuple[float, float], got '0.9'"),
-    ("lora=16", "lora expects dict[str, Any] | None, got '16'"),
+    ("lora=16", "lora expects a JSON object"),
+    ("lora.rank=8", "unknown lora setting 'lora.rank'"),
+    ("remix.m=two", "remix.m expects int, got 'two'"),
     ("stepz=3", "unknown setting 'stepz' (did you mean 'steps'?)"),
     ("lr.x=1", "lr is not a mapping"),
     ("=1", "--set expects KEY=VALUE"),
@@ -101,3 +105,25 @@ def test_parse_value_without_a_type_reads_json_then_the_string():
     assert parse_value("[1, 2]", None, "x") == [1, 2]
     assert parse_value("interpreter", None, "x") == "interpreter"
     assert parse_value("a,b", tuple, "x") == ("a", "b")
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"adapter": "qlora"}, "adapter must be one of full, lora, remix, got 'qlora'"),
+    ({"lora": {"r": 8}}, "lora settings are given but adapter is 'full'; set adapter=lora"),
+    ({"adapter": "remix", "remix": {"m": 5}}, "remix needs 1 <= m <= k, got m=5, k=4"),
+    ({"adapter": "remix", "remix": {"samples": 1}}, "samples >= 2"),
+    ({"adapter": "remix", "remix": {"k": "4"}}, "remix.k expects int, got '4'"),
+])
+def test_adapter_mistakes_are_one_line(changes, message):
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(**changes).validate()
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_chosen_adapter_gets_its_settings():
+    from agents.adapters import LoraSettings, ReMixSettings
+
+    assert TrainConfig().validate().adapter_settings() is None
+    assert TrainConfig(adapter="lora", lora={"r": 4}).adapter_settings() == LoraSettings(r=4)
+    cfg = TrainConfig().set("adapter=remix").set("remix.k=6").set("remix.m=3")
+    assert cfg.adapter_settings() == ReMixSettings(k=6, m=3) and cfg.adapter_options == {"k": 6, "m": 3}

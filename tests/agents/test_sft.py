@@ -4,6 +4,7 @@ going down, LoRA, and the CLI writing a policy that loads."""
 import json
 
 import pytest
+import torch
 
 from agents.cli import main
 from agents.policies import Policy
@@ -40,19 +41,23 @@ def test_transcripts_give_every_assistant_turn_its_context(tmp_path):
         pairs_from_transcripts(path)
 
 
-@pytest.mark.parametrize("lora", [False, True])
-def test_sft_lowers_the_supervision_loss_of_the_tiny_model(bundled, lora):
+@pytest.mark.parametrize("adapter", ["full", "lora", "remix"])
+def test_sft_lowers_the_supervision_loss_of_the_tiny_model(bundled, adapter):
     pairs = pairs_from_tasks([bundled[t] for t in ("L1/19_ReLU", "L1/8_Sigmoid", "L1/9_Tanh", "L1/11_LeakyReLU")])
     policy = Policy.tiny(seed=0, tokenizer="bpe", hidden_size=64, intermediate_size=128, num_hidden_layers=2)
-    if lora:
+    if adapter == "lora":
         pytest.importorskip("peft")
-        policy.enable_lora(seed=0)
+    policy.enable_adapter(adapter, {}, seed=0)
+    routers = [p.detach().clone() for n, p in policy.model.named_parameters() if n.endswith("router")]
     encoded = [encode(policy, p, policy.max_context) for p in pairs]
     before = evaluate_loss(policy, encoded)
     history = sft(policy, pairs, epochs=4, lr=3e-3, batch_size=2, held=pairs[:1], log=lambda line: None)
     after = evaluate_loss(policy, encoded)
-    # a random model's loss is mostly unigram statistics in the (tied) embeddings, which LoRA does not adapt
-    assert after < before - (0.1 if lora else 0.5), (before, after)
+    # a random model's loss is mostly unigram statistics in the (tied) embeddings, which adapters do not adapt
+    assert after < before - (0.5 if adapter == "full" else 0.1), (before, after)
+    trained = [p for n, p in policy.model.named_parameters() if n.endswith("router")]
+    assert len(trained) == (14 if adapter == "remix" else 0)  # ReMix's routers learn, from the RLOO estimate
+    assert all(not torch.equal(a, b) for a, b in zip(routers, trained))
     assert history[0]["held_out_loss"] > history[-1]["held_out_loss"]
     assert sum(r.get("loss") is not None for r in history) == 8  # 4 epochs x 2 batches
 
@@ -72,6 +77,19 @@ def test_the_cli_trains_on_the_train_tasks_and_writes_a_loadable_policy(tmp_path
     assert summary["held_out_loss_after"] < summary["held_out_loss_before"]
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
     assert Policy.load(str(out / "policy")).num_parameters() > 0
+
+
+def test_the_cli_trains_a_remix_adapter_with_its_settings(tmp_path, capsys):
+    out = tmp_path / "sft"
+    args = ["sft", "--levels", "3", "--epochs", "1", "--batch-size", "4", "--adapter", "remix",
+            "--set", "remix.k=3", "--set", "remix.m=1", "--set", "remix.target_modules=q_proj,v_proj", "--out", str(out)]
+    assert main(args) == 0
+    loaded = Policy.load(str(out / "policy"))
+    assert (loaded.remix.k, loaded.remix.m, loaded.remix.target_modules) == (3, 1, ["q_proj", "v_proj"])
+    assert main(["sft", "--adapter", "remix", "--set", "remix.m=9", "--out", str(out)]) == 2
+    assert "remix needs 1 <= m <= k, got m=9, k=4" in capsys.readouterr().err
+    assert main(["sft", "--set", "lr=1", "--out", str(out)]) == 2
+    assert "sft --set takes lora.KEY=VALUE or remix.KEY=VALUE" in capsys.readouterr().err
 
 
 def test_the_cli_refuses_data_it_cannot_read(tmp_path, capsys):

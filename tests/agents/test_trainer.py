@@ -332,16 +332,18 @@ def test_a_short_run_writes_metrics_plot_and_a_loadable_checkpoint(tmp_path):
         assert torch.allclose(loaded.logprobs(prompt, [[20, 21]])[0], result.policy.logprobs(prompt, [[20, 21]])[0])
 
 
-@pytest.mark.parametrize("lora", [None, {"r": 4, "alpha": 8}], ids=["full", "lora"])
-def test_resume_replays_the_uninterrupted_run(tmp_path, lora):
-    if lora:
+@pytest.mark.parametrize("adapter, options", [("full", {}), ("lora", {"r": 4, "alpha": 8}),
+                                               ("remix", {"k": 3, "m": 2, "r": 2})], ids=["full", "lora", "remix"])
+def test_resume_replays_the_uninterrupted_run(tmp_path, adapter, options):
+    if adapter == "lora":
         pytest.importorskip("peft")
-    kw = dict(algo="grpo", group_size=4, lora=lora)
+    kw = dict(algo="grpo", group_size=4, adapter=adapter, **({adapter: options} if options else {}))
     straight = train(toy_config(tmp_path / "a", steps=4, **kw))
     train(toy_config(tmp_path / "b", steps=2, **kw))
     resumed = train(toy_config(tmp_path / "b", steps=4, resume=True, **kw))
     assert [r["step"] for r in resumed.history] == [1, 2, 3, 4]
-    assert resumed.policy.lora is not None if lora else resumed.policy.lora is None
+    assert (resumed.policy.lora is not None) == (adapter == "lora")
+    assert (resumed.policy.remix is not None) == (adapter == "remix")
     for a, b in zip(straight.history, resumed.history):
         for key in ("reward", "loss", "grad_norm", "response_tokens"):
             assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7), (a["step"], key)
@@ -441,3 +443,15 @@ def test_reinforce_ada_samples_in_rounds_and_keeps_n_per_task(tmp_path):
                                         "ada_exit": "positive", "ada_baseline": "mean"})
     assert solved["ada_rounds"] == 1 and solved["advantage_abs"] == 0.0  # all equal to the global mean
     assert not math.isnan(solved["loss"])
+
+
+def test_rl_trains_remix_loras_through_top_m_routing_and_leaves_the_routers(tmp_path):
+    """In RL the sampler and the trainer route by top m (one deterministic network, so pi_old is mu);
+    the LoRAs learn from the policy gradient, the routers keep what SFT taught them."""
+    policy = Policy.tiny(seed=0).enable_remix()
+    start = {n: p.detach().clone() for n, p in policy.model.named_parameters()}
+    result = train(toy_config(tmp_path, steps=2, algo="grpo", group_size=4), policy=policy)
+    assert result.history[0]["mismatch_kl"] < 1e-6
+    now = dict(result.policy.model.named_parameters())
+    changed = {n.rsplit(".", 1)[-1] for n, p in now.items() if not torch.equal(p.detach(), start[n])}
+    assert changed == {"lora_A", "lora_B"}
