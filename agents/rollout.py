@@ -53,6 +53,7 @@ class TurnSample:
     sampler_logprobs: list[float]  # log mu of each response token
     text: str
     reward: float
+    compiled: bool | None = None  # the env built the submission (None: the env does not say)
     correct: bool | None = None
     coverage: float | None = None
     speedup: float | None = None
@@ -299,6 +300,7 @@ def _collect_wave(policy, sampler, pool, wave, first_traj, max_turns, params, ma
                     sampler_logprobs=gen.logprobs,
                     text=gen.text,
                     reward=float(reward),
+                    compiled=_opt_bool(info.get("compiled")),
                     correct=_opt_bool(info.get("correct")),
                     coverage=_opt_float(info.get("coverage")),
                     speedup=_opt_float(info.get("paid_speedup", info.get("speedup"))),  # what the reward paid

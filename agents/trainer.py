@@ -365,6 +365,7 @@ def rollout_metrics(rollout: Rollout) -> dict[str, Any]:
         return sum(values) / len(values) if values else None
 
     has_correct = any(s.correct is not None for s in samples)
+    has_compiled = any(s.compiled is not None for s in samples)
     timed = any(s.timed for s in samples)
     best = [max(t.turns, key=lambda s: s.reward) for t in trajs if t.turns]
     return {
@@ -373,6 +374,7 @@ def rollout_metrics(rollout: Rollout) -> dict[str, Any]:
         "reward_last_turn": mean([t.turns[-1].reward for t in trajs if t.turns]),
         "best_reward": mean([b.reward for b in best]),
         "return": mean([t.total_reward for t in trajs]),
+        "compiled": mean([float(bool(s.compiled)) for s in samples]) if has_compiled else None,
         "correct": mean([float(bool(s.correct)) for s in samples]) if has_correct else None,
         "solved": mean([float(any(s.correct for s in t.turns)) for t in trajs]) if has_correct else None,
         "fast_1": mean([float(any(s.correct and not s.hacks and (s.speedup or 0) > 1 for s in t.turns))
