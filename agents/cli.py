@@ -34,6 +34,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .adapters import ADAPTERS
 from .config import ALGORITHMS, ConfigError, parse_value
 
 
@@ -85,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--algo", help=f"recipe: {', '.join(ALGORITHMS)} (default trloo)")
     t.add_argument("--config", help="a JSON or TOML TrainConfig (flags override it)")
     t.add_argument("--steps", type=int)
+    t.add_argument("--adapter", choices=list(ADAPTERS), help="which weights train (default full); its settings: "
+                   "--set lora.KEY=VALUE or --set remix.KEY=VALUE")
     t.add_argument("--out", help="output directory (metrics.jsonl, metrics.png, checkpoints/)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
     t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
@@ -115,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--lr", type=float, default=1e-4)
     f.add_argument("--batch-size", type=_at_least_1, default=4)
     f.add_argument("--max-context", type=_at_least_1, help="prompt + reply tokens (default: the model's limit)")
-    f.add_argument("--adapter", choices=["full", "lora", "remix"], default="full",
+    f.add_argument("--adapter", choices=list(ADAPTERS), default="full",
                    help="which weights train: every one, a LoRA adapter, or a ReMix mixture of LoRAs")
     f.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="an adapter setting, e.g. lora.r=16 or remix.k=4 (repeatable; train --list-settings lists them)")
@@ -230,7 +233,6 @@ def _show(value: Any) -> str:
 def _list_settings(algo: str) -> None:
     from dataclasses import fields
 
-    from .adapters import ADAPTERS
     from .config import TrainConfig, recipe
 
     def table(obj, prefix: str) -> None:
@@ -261,7 +263,7 @@ def cmd_train(args) -> int:
         _list_settings(config.algo)
         return 0
     flags = {"model": args.model, "env": args.env, "seed": args.seed, "device": args.device, "dtype": args.dtype,
-             "steps": args.steps, "progress": args.progress, "resume": args.resume or None}
+             "steps": args.steps, "progress": args.progress, "resume": args.resume or None, "adapter": args.adapter}
     changes = {k: v for k, v in flags.items() if v is not None}
     changes["out_dir"] = args.out or (config.out_dir if args.config else f"runs/{config.algo}")
     config = config.with_(**changes)

@@ -195,8 +195,6 @@ class Generation:
     finished: bool  # ended with EOS (False: cut at max_new_tokens)
 
 
-
-
 # --------------------------------------------------------------------------------------------------
 # the policy
 

@@ -11,6 +11,8 @@ E_S[loss] is estimated with REINFORCE and a leave-one-out baseline over ``sample
 
 A routing is a Plackett-Luce draw of m distinct LoRAs (Gumbel-top-m on the router's logits); its
 log-probability is the ordered draw's, which keeps the estimator exact without summing over orders.
+The N routings are drawn in no-grad forwards first (the baseline needs every loss), then each is
+replayed with gradients and backpropagated at once, so memory holds one graph, not N.
 Outside ``sampled_routing`` (generation, evaluation, RL) each token takes the router's top m, so the
 sampler and the trainer see one deterministic network: RL trains the LoRAs, the router keeps what
 SFT taught it.
@@ -19,7 +21,7 @@ SFT taught it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -43,11 +45,15 @@ class ReMixLinear(nn.Module):
             nn.init.kaiming_uniform_(a, a=math.sqrt(5))
         nn.init.normal_(self.router, std=1 / math.sqrt(base.in_features))
         self.sampling = False  # set by ``sampled_routing``
-        self.log_prob: Tensor | None = None  # log p of the last sampled routing, per token
+        self.replay: Tensor | None = None  # a routing to use again (``replayed_routing``)
+        self.drawn: Tensor | None = None  # the last routing drawn or replayed, [..., m]
+        self.log_prob: Tensor | None = None  # its log-prob under the router, per token
 
     def route(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         """The m active LoRAs of each token ([..., m]) and, when sampling, the draw's log-prob ([...])."""
         logits = nn.functional.linear(x, self.router).float()
+        if self.replay is not None:
+            return self.replay, plackett_luce_log_prob(logits, self.replay)
         if not self.sampling:
             return logits.topk(self.m, dim=-1).indices, None
         gumbel = -torch.empty_like(logits).exponential_().log()
@@ -63,6 +69,8 @@ class ReMixLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         chosen, self.log_prob = self.route(x)
+        if self.log_prob is not None:
+            self.drawn = chosen
         return self.mix(x, chosen)
 
 
@@ -116,7 +124,7 @@ def layers_of(model: nn.Module) -> list[ReMixLinear]:
 
 @contextmanager
 def sampled_routing(model: nn.Module) -> Iterator[list[ReMixLinear]]:
-    """Inside, every ReMix layer draws its routing and records the draw's log-prob."""
+    """Inside, every ReMix layer draws its routing and records it and its log-prob."""
     layers = layers_of(model)
     for layer in layers:
         layer.sampling = True
@@ -124,7 +132,19 @@ def sampled_routing(model: nn.Module) -> Iterator[list[ReMixLinear]]:
         yield layers
     finally:
         for layer in layers:
-            layer.sampling, layer.log_prob = False, None
+            layer.sampling, layer.replay, layer.drawn, layer.log_prob = False, None, None, None
+
+
+@contextmanager
+def replayed_routing(layers: Sequence[ReMixLinear], routing: Sequence[Tensor]) -> Iterator[None]:
+    """Inside, each layer routes as ``routing`` says (one drawn earlier) and records its log-prob."""
+    for layer, chosen in zip(layers, routing, strict=True):
+        layer.replay = chosen
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.replay = None
 
 
 def routing_log_prob(layers: Sequence[ReMixLinear], lengths: Sequence[int]) -> Tensor:
@@ -139,12 +159,33 @@ def routing_log_prob(layers: Sequence[ReMixLinear], lengths: Sequence[int]) -> T
     return (per_token * real).sum(-1)
 
 
-def rloo_surrogate(losses: Tensor, log_probs: Tensor) -> Tensor:
-    """Per row ([B]) from N routings' losses and log-probs ([N, B]): its value is the mean loss; its
-    gradient is the pathwise gradient of the LoRAs plus the RLOO estimate of the router's."""
+def rloo_advantages(losses: Tensor) -> Tensor:
+    """Each routing's loss minus the mean of the other routings' losses, per row ([N, B])."""
     n = losses.shape[0]
     if n < 2:
         raise ValueError("the leave-one-out baseline needs at least 2 routings")
-    baseline = (losses.sum(0, keepdim=True) - losses) / (n - 1)
-    score = (losses - baseline).detach() * (log_probs - log_probs.detach())  # zero in value
-    return (losses + score).mean(0)
+    return losses - (losses.sum(0, keepdim=True) - losses) / (n - 1)
+
+
+def backward_rloo(model: nn.Module, row_loss: Callable[[], Tensor], lengths: Sequence[int], samples: int,
+                  scale: float = 1.0) -> Tensor:
+    """Accumulate into ``.grad`` the estimate of d/dtheta E_S[scale * sum of row losses] over ``samples``
+    routings S; returns the mean loss per row over them ([B], no grad).
+
+    ``row_loss()`` runs the model and returns each row's loss ([B]). The routings are drawn without
+    gradients; each is then replayed and backpropagated through loss + (loss - leave-one-out mean) *
+    log p(S): the pathwise gradient of the LoRAs plus the REINFORCE gradient of the routers."""
+    with torch.no_grad(), sampled_routing(model) as layers:
+        losses, routings = [], []
+        for _ in range(samples):
+            losses.append(row_loss())
+            routings.append([layer.drawn for layer in layers])
+    losses = torch.stack(losses)
+    advantages = rloo_advantages(losses)
+    for routing, advantage in zip(routings, advantages):
+        with replayed_routing(layers, routing):
+            surrogate = row_loss() + advantage * routing_log_prob(layers, lengths)
+            (surrogate.sum() * (scale / samples)).backward()
+    for layer in layers:
+        layer.drawn = layer.log_prob = None
+    return losses.mean(0)

@@ -105,22 +105,27 @@ def row_nll(policy: Policy, batch: Sequence[tuple[list[int], list[int]]]) -> tor
 
 
 def nll(policy: Policy, batch: Sequence[tuple[list[int], list[int]]]) -> torch.Tensor:
-    """Mean negative log-likelihood per reply token over the batch: the supervision loss.
+    """Mean negative log-likelihood per reply token over the batch: the supervision loss (a ReMix
+    policy routes by top m here)."""
+    return row_nll(policy, batch).sum() / max(sum(len(r) for _, r in batch), 1)
 
-    A ReMix policy in grad mode routes by sampling: the value is the mean over ``samples`` routings,
-    the gradient includes the routers' RLOO estimate. Without grad it routes by top m."""
+
+def backward_supervision(policy: Policy, batch: Sequence[tuple[list[int], list[int]]]) -> float:
+    """Backpropagate the supervision loss of ``batch`` into ``.grad``; returns its value.
+
+    A ReMix policy is scored under ``samples`` routings drawn from its routers: the value is their
+    mean, and the routers' gradient is the RLOO estimate (``agents.remix.backward_rloo``)."""
+    if policy.remix is None:
+        loss = nll(policy, batch)
+        loss.backward()
+        return float(loss.detach())
+    from .remix import backward_rloo
+
     tokens = max(sum(len(r) for _, r in batch), 1)
-    if policy.remix is None or not torch.is_grad_enabled():
-        return row_nll(policy, batch).sum() / tokens
-    from .remix import rloo_surrogate, routing_log_prob, sampled_routing
-
     lengths = [len(p) + len(r) for p, r in batch]
-    losses, log_probs = [], []
-    with sampled_routing(policy.model) as layers:
-        for _ in range(policy.remix.samples):
-            losses.append(row_nll(policy, batch))
-            log_probs.append(routing_log_prob(layers, lengths))
-    return rloo_surrogate(torch.stack(losses), torch.stack(log_probs)).sum() / tokens
+    per_row = backward_rloo(policy.model, lambda: row_nll(policy, batch), lengths, policy.remix.samples,
+                            scale=1 / tokens)
+    return float(per_row.sum()) / tokens
 
 
 def evaluate_loss(policy: Policy, encoded, batch_size: int = 4) -> float:
@@ -158,12 +163,11 @@ def sft(policy: Policy, pairs: Sequence[Pair], *, epochs: int = 1, lr: float = 1
             policy.model.train()
             chunk = [train[j] for j in order[i : i + batch_size]]
             optimizer.zero_grad(set_to_none=True)
-            loss = nll(policy, chunk)
-            loss.backward()
+            loss = backward_supervision(policy, chunk)
             torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), 1.0)
             optimizer.step()
             step += 1
-            row = {"step": step, "epoch": epoch, "loss": float(loss.detach()), "tokens": sum(len(r) for _, r in chunk)}
+            row = {"step": step, "epoch": epoch, "loss": loss, "tokens": sum(len(r) for _, r in chunk)}
             history.append(row)
             log(json.dumps(row))
     if test:

@@ -7,9 +7,11 @@
 Stages, each measured on the held-out level-1 tasks (``agents.sft.split``) with the same seeded
 sampling: the model as shipped; after SFT with LoRA and with ReMix on the train tasks' shipped
 answers; after a few RL steps (TRLOO, TOPR, Reinforce-Ada) on the train tasks from the LoRA SFT
-checkpoint. For each: the share of replies with a python block (parsed), that built (compiled), that
-were correct (fast_0, per task: any sample correct), the mean reward, and the tokens/s of generation
-(batched, KV cache) and of training. Writes ``results.json`` and ``table.md`` under ``--out``.
+checkpoint. For each: the supervision loss of the held-out tasks' shipped answers, the share of
+replies that open a python block, that hold one the env can read (parsed), that built (compiled),
+that were correct (fast_0, per task: any sample correct), the mean reward, and the tokens/s of
+generation (batched, KV cache) and of training. Writes ``results.json`` and ``table.md`` under ``--out``; run
+again with the same ``--out``, it keeps the stages already measured (and the SFT checkpoints).
 Not a test: a 135M model may well stay at fast_0 = 0; the shares say what moved.
 """
 
@@ -27,7 +29,7 @@ from agents.collectors import COLLECTORS
 from agents.config import TrainConfig
 from agents.policies import Policy, SamplingParams
 from agents.rollout import EnvPool, collect
-from agents.sft import pairs_from_tasks, sft, split
+from agents.sft import encode, evaluate_loss, pairs_from_tasks, sft, split
 from agents.trainer import train
 from kernel_env.evaluator.submission import SubmissionError, extract_code
 from tasks import load_tasks
@@ -47,7 +49,7 @@ class Budget:
     sft_batch: int = 4
     sft_lr: float = 2e-4
     max_context: int = 1024  # prompt + reply in SFT; a long reply keeps its first half of the context
-    rl_steps: int = 3
+    rl_steps: int = 2
     rl_tasks_per_step: int = 2
     rl_group: int = 2
     rl_lr: float = 2e-5
@@ -59,7 +61,8 @@ class Budget:
 
 
 def evaluate(policy: Policy, tasks, budget: Budget, seed: int) -> dict:
-    """Sample ``eval_samples`` one-turn replies per task in one batched generate call; score them."""
+    """Sample ``eval_samples`` one-turn replies per task in one batched generate call; score them.
+    Also the supervision loss of the tasks' shipped answers (nats per token; top-m routing for ReMix)."""
     pool = EnvPool.make(ENV, len(tasks) * budget.eval_samples, tasks=tasks, backend="interpreter", max_turns=1)
     params = SamplingParams(budget.max_new_tokens, budget.temperature)
     try:
@@ -71,9 +74,12 @@ def evaluate(policy: Policy, tasks, budget: Budget, seed: int) -> dict:
     finally:
         pool.close()
     replies = rollout.samples
+    answers = [encode(policy, pair, budget.max_context) for pair in pairs_from_tasks(tasks)]
     solved = {s.task_id for s in replies if s.correct and not s.hacks}
     return {
         "replies": len(replies),
+        "held_out_loss": evaluate_loss(policy, answers, batch_size=1),
+        "opened": share("```python" in s.text for s in replies),  # began a python block, closed or not
         "parsed": share(_parses(s.text) for s in replies),
         "compiled": share(bool(s.compiled) for s in replies),
         "correct": share(bool(s.correct) for s in replies),
@@ -82,6 +88,7 @@ def evaluate(policy: Policy, tasks, budget: Budget, seed: int) -> dict:
         "generated_tokens": rollout.generated_tokens,
         "generate_tokens_per_s": rollout.generated_tokens / rollout.generate_s,
         "wall_s": wall,
+        "first_reply": replies[0].text[:400],  # what the model writes, for a reader of results.json
     }
 
 
@@ -107,9 +114,11 @@ def warm_start(model: str, adapter: str, pairs, budget: Budget, out: Path, seed:
     wall = time.perf_counter() - t0
     steps = [r for r in history if "loss" in r]
     path = policy.save(out / f"sft_{adapter}")
-    return path, {"sft_steps": len(steps), "sft_first_loss": steps[0]["loss"], "sft_last_loss": steps[-1]["loss"],
+    stats = {"sft_steps": len(steps), "sft_first_loss": steps[0]["loss"], "sft_last_loss": steps[-1]["loss"],
                   "sft_tokens_per_s": sum(r["tokens"] for r in steps) / wall, "sft_wall_s": wall,
                   "trainable_parameters": policy.num_parameters(trainable_only=True)}
+    (path / "sft_stats.json").write_text(json.dumps(stats, indent=2))
+    return path, stats
 
 
 def reinforce(start: Path, algo: str, train_tasks, budget: Budget, out: Path, seed: int) -> tuple[Policy, dict]:
@@ -139,12 +148,14 @@ def reinforce(start: Path, algo: str, train_tasks, budget: Budget, out: Path, se
 
 
 def table(results: dict) -> str:
-    head = ["stage", "fast_0", "parsed", "compiled", "correct", "mean reward", "gen tok/s", "train tok/s", "wall s"]
+    head = ["stage", "held-out loss", "fast_0", "opened", "parsed", "compiled", "correct", "mean reward",
+            "gen tok/s", "train tok/s", "wall s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for stage, r in results["stages"].items():
         train_rate = r.get("sft_tokens_per_s") or r.get("train_tokens_per_s")
         wall = r.get("sft_wall_s", 0) + r.get("rl_wall_s", 0) + r["wall_s"]
-        cells = [stage, f"{r['fast_0']:.2f}", f"{r['parsed']:.2f}", f"{r['compiled']:.2f}", f"{r['correct']:.2f}",
+        shares = [f"{r[k]:.2f}" for k in ("fast_0", "opened", "parsed", "compiled", "correct")]
+        cells = [stage, f"{r['held_out_loss']:.3f}", *shares,
                  f"{r['mean_reward']:.3f}", f"{r['generate_tokens_per_s']:.1f}",
                  f"{train_rate:.0f}" if train_rate else "-", f"{wall:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -172,24 +183,38 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     results = {"model": args.model, "budget": asdict(budget), "held_out": [t.id for t in held],
                "threads": torch.get_num_threads(), "stages": {}}
+    if (out / "results.json").exists():  # a rerun keeps what an earlier run of the same budget measured
+        earlier = json.loads((out / "results.json").read_text())
+        if (earlier["model"], earlier["budget"]) == (args.model, asdict(budget)):
+            results["stages"] = earlier["stages"]
 
-    def record(stage: str, policy: Policy, extra: dict) -> None:
+    def record(stage: str, load, extra: dict) -> None:
+        if stage in results["stages"]:
+            print(f"{stage}: kept from {out / 'results.json'}", flush=True)
+            return
+        policy = load()
         print(f"[{time.strftime('%H:%M:%S')}] evaluating {stage}", flush=True)
         results["stages"][stage] = {**evaluate(policy, held, budget, seed=args.seed), **extra}
         print(json.dumps({stage: results["stages"][stage]}), flush=True)
         (out / "results.json").write_text(json.dumps(results, indent=2))
         (out / "table.md").write_text(table(results))
 
-    record("base", Policy.load(args.model, seed=args.seed), {})
-    starts = {}
+    record("base", lambda: Policy.load(args.model, seed=args.seed), {})
     for adapter in ("lora", "remix"):
-        print(f"[{time.strftime('%H:%M:%S')}] SFT with {adapter} on {len(pairs)} pairs", flush=True)
-        starts[adapter], extra = warm_start(args.model, adapter, pairs, budget, out, args.seed)
-        record(f"sft_{adapter}", Policy.load(str(starts[adapter])), extra)
+        stage, path = f"sft_{adapter}", out / f"sft_{adapter}"
+        if (path / "sft_stats.json").exists():  # trained by an earlier run: measure it, do not retrain
+            extra = json.loads((path / "sft_stats.json").read_text())
+        else:
+            print(f"[{time.strftime('%H:%M:%S')}] SFT with {adapter} on {len(pairs)} pairs", flush=True)
+            results["stages"].pop(stage, None)
+            path, extra = warm_start(args.model, adapter, pairs, budget, out, args.seed)
+        record(stage, lambda: Policy.load(str(path)), extra)
     for algo in args.algos:
+        if f"sft_lora+{algo}" in results["stages"]:
+            continue
         print(f"[{time.strftime('%H:%M:%S')}] RL with {algo} from sft_lora", flush=True)
-        policy, extra = reinforce(starts["lora"], algo, train_tasks, budget, out, args.seed)
-        record(f"sft_lora+{algo}", policy, extra)
+        policy, extra = reinforce(out / "sft_lora", algo, train_tasks, budget, out, args.seed)
+        record(f"sft_lora+{algo}", lambda: policy, extra)
     print(table(results))
     return 0
 

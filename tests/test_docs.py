@@ -67,3 +67,15 @@ def test_a_readme_block_runs_as_shown(line, code, shown, tmp_path):
     assert done.returncode == 0, f"README.md:{line} failed:\n{done.stderr[-3000:]}"
     if shown is not None:
         assert _shape(done.stdout) == _shape(shown), f"README.md:{line} prints:\n{done.stdout}"
+
+
+def test_the_readme_toml_configs_are_valid_train_configs():
+    """Every ```toml block is a ``TrainConfig`` that validates (keys, types, the recipe, the adapter)."""
+    import tomllib
+
+    from agents.config import TrainConfig
+
+    blocks = re.findall(r"^```toml\n(.*?)^```\n", README, re.M | re.S)
+    assert blocks
+    for text in blocks:
+        TrainConfig.from_dict(tomllib.loads(text)).validate()

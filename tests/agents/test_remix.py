@@ -10,12 +10,14 @@ from torch import nn
 
 from agents.adapters import ReMixSettings
 from agents.policies import Policy, SamplingParams
+from agents import remix
 from agents.remix import (
     ReMixLinear,
     attach,
+    backward_rloo,
     layers_of,
     plackett_luce_log_prob,
-    rloo_surrogate,
+    rloo_advantages,
     routing_log_prob,
     sampled_routing,
 )
@@ -89,50 +91,63 @@ def exact_gradient(mixed: ReMixLinear, x: torch.Tensor) -> list[torch.Tensor]:
     return list(torch.autograd.grad(expected, [mixed.router, mixed.lora_A, mixed.lora_B]))
 
 
-def estimates(mixed: ReMixLinear, x: torch.Tensor, surrogate, batches=60, rows=100, samples=2):
-    """Per batch of ``rows`` independent replicas: the estimator's mean gradient (flattened)."""
+def estimates(mixed: ReMixLinear, x: torch.Tensor, batches=60, rows=100, samples=2):
+    """Per batch of ``rows`` independent replicas: ``backward_rloo``'s mean gradient (flattened)."""
     out = []
     xs = x.expand(rows, *x.shape)
     for _ in range(batches):
-        losses, log_probs = [], []
-        with sampled_routing(mixed) as layers:
-            for _ in range(samples):
-                losses.append(toy_loss(mixed(xs)))
-                log_probs.append(routing_log_prob(layers, [TOKENS] * rows))
-        value = surrogate(torch.stack(losses), torch.stack(log_probs)).mean()
-        grads = torch.autograd.grad(value, [mixed.router, mixed.lora_A, mixed.lora_B])
-        out.append(torch.cat([g.flatten() for g in grads]))
+        mixed.zero_grad(set_to_none=True)
+        backward_rloo(mixed, lambda: toy_loss(mixed(xs)), [TOKENS] * rows, samples, scale=1 / rows)
+        out.append(torch.cat([p.grad.flatten() for p in (mixed.router, mixed.lora_A, mixed.lora_B)]))
     return torch.stack(out)
 
 
-def self_inclusive(losses, log_probs):
+def self_inclusive(losses):
     """A look-alike with the mean over all N routings (itself included) as the baseline: biased."""
-    score = (losses - losses.mean(0, keepdim=True)).detach() * (log_probs - log_probs.detach())
-    return (losses + score).mean(0)
+    return losses - losses.mean(0, keepdim=True)
 
 
-def test_the_router_gradient_estimator_is_unbiased_within_4_standard_errors():
+def test_the_router_gradient_estimator_is_unbiased_within_4_standard_errors(monkeypatch):
     torch.manual_seed(0)
     mixed = layer(k=3, m=2, r=2)
     x = torch.randn(TOKENS, 3)
     exact = torch.cat([g.flatten() for g in exact_gradient(mixed, x)])
     router = slice(0, mixed.router.numel())
     torch.manual_seed(1)
-    rloo = estimates(mixed, x, rloo_surrogate)
+    rloo = estimates(mixed, x)
     mean, se = rloo.mean(0), rloo.std(0) / math.sqrt(len(rloo))
     assert exact[router].abs().max() > 0.1  # the router has a real gradient to get right
     assert ((mean - exact).abs() <= 4 * se + 1e-6).all(), ((mean - exact) / se)
     torch.manual_seed(1)
-    biased = estimates(mixed, x, self_inclusive)  # halves the score term at N = 2: the test must see it
+    monkeypatch.setattr(remix, "rloo_advantages", self_inclusive)
+    biased = estimates(mixed, x)  # halves the score term at N = 2: the test must see it
     b_mean, b_se = biased.mean(0), biased.std(0) / math.sqrt(len(biased))
     assert ((b_mean - exact).abs()[router] > 4 * b_se[router]).any()
 
 
-def test_the_surrogate_is_the_mean_loss_in_value():
-    losses, log_probs = torch.tensor([[1.0, 2.0], [3.0, 5.0]]), torch.tensor([[-1.0, -2.0], [-0.5, -3.0]])
-    assert torch.equal(rloo_surrogate(losses, log_probs), torch.tensor([2.0, 3.5]))
+def test_each_routing_is_judged_against_the_mean_of_the_others():
+    losses = torch.tensor([[1.0, 2.0], [3.0, 5.0], [2.0, 2.0]])
+    assert torch.equal(rloo_advantages(losses), torch.tensor([[-1.5, -1.5], [1.5, 3.0], [0.0, -1.5]]))
     with pytest.raises(ValueError, match="at least 2"):
-        rloo_surrogate(losses[:1], log_probs[:1])
+        rloo_advantages(losses[:1])
+
+
+def test_backward_rloo_replays_what_it_drew_and_returns_the_mean_loss():
+    mixed = layer(k=3, m=2)
+    xs = torch.randn(4, TOKENS, 3)
+    seen = []
+
+    def row_loss():
+        out = mixed(xs)
+        seen.append((torch.is_grad_enabled(), mixed.drawn.clone(), toy_loss(out).detach()))
+        return toy_loss(out)
+
+    mean = backward_rloo(mixed, row_loss, [TOKENS] * 4, samples=3)
+    drawn, replayed = seen[:3], seen[3:]
+    assert [g for g, *_ in drawn] == [False] * 3 and [g for g, *_ in replayed] == [True] * 3
+    assert all(torch.equal(a[1], b[1]) and torch.allclose(a[2], b[2]) for a, b in zip(drawn, replayed))
+    assert torch.allclose(mean, torch.stack([loss for *_, loss in drawn]).mean(0))
+    assert mixed.router.grad is not None and mixed.drawn is None and mixed.replay is None
 
 
 def test_padding_is_left_out_of_the_routing_log_prob():
