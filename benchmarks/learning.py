@@ -115,8 +115,8 @@ def warm_start(model: str, adapter: str, pairs, budget: Budget, out: Path, seed:
     steps = [r for r in history if "loss" in r]
     path = policy.save(out / f"sft_{adapter}")
     stats = {"sft_steps": len(steps), "sft_first_loss": steps[0]["loss"], "sft_last_loss": steps[-1]["loss"],
-                  "sft_tokens_per_s": sum(r["tokens"] for r in steps) / wall, "sft_wall_s": wall,
-                  "trainable_parameters": policy.num_parameters(trainable_only=True)}
+             "sft_tokens_per_s": sum(r["tokens"] for r in steps) / wall, "sft_wall_s": wall,
+             "trainable_parameters": policy.num_parameters(trainable_only=True)}
     (path / "sft_stats.json").write_text(json.dumps(stats, indent=2))
     return path, stats
 
