@@ -45,7 +45,10 @@ def test_active_loras_are_weighted_equally_and_the_weights_are_not_learnt():
     assert torch.equal(top, mixed.mix(x, (x @ mixed.router.T).topk(2).indices))
     top.sum().backward()
     assert mixed.router.grad is None and mixed.lora_A.grad is not None
-    assert not mixed.base.weight.requires_grad or mixed.base.weight.grad is not None  # base left to attach()
+    with torch.no_grad():  # a LoRA that is not routed to contributes nothing
+        mixed.lora_B[1].add_(1.0)
+    assert torch.allclose(mixed.mix(x, chosen)[2], by_hand[2], atol=1e-6)  # token 2 uses LoRAs 3 and 0
+    assert not torch.allclose(mixed.mix(x, chosen)[0], by_hand[0])  # token 0 uses LoRA 1
 
 
 def test_a_routing_is_a_plackett_luce_draw_of_m_distinct_loras():
